@@ -1,0 +1,432 @@
+"""Chain validation: pyca's web-PKI verifier, then the TS 33.310 profiles, the 6.1.3a issuing
+rule, validity and CRL revocation (R16, R24, R25, R26).
+
+The validator does no network I/O: CRLs are handed in, or fetched through an injected callable.
+It does no name matching either (the client verifier of pyca returns the SAN list): the peer's
+identities are returned for the policy layer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterable, Sequence
+
+from attrs import frozen
+from cryptography import x509
+from cryptography.x509 import ExtendedKeyUsage
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
+
+from capif8sec.certs import crl as crlmod
+from capif8sec.certs.identities import CertificateIdentities, identities_of
+from capif8sec.certs.lint import lint
+from capif8sec.certs.parse import (
+    CertificateInput,
+    CrlInput,
+    load_certificate,
+    load_certificates,
+    load_crl,
+)
+from capif8sec.certs.profiles import (
+    INTERCONNECTION_CA,
+    TLS_CA,
+    Profile,
+    check_deviations,
+    get_profile,
+)
+from capif8sec.certs.report import Report
+from capif8sec.certs.rules import crl_urls
+from capif8sec.errors import (
+    CertificateError,
+    CertificateExpired,
+    ChainValidationError,
+    CrlError,
+    ProfileViolation,
+    RevocationUnknown,
+    UsageError,
+)
+
+__all__ = ["ChainValidator", "CrlFetcher", "VerifiedChain"]
+
+#: Fetches the CRL published at a cRLDistributionPoints URI.  Injected by the deployment; the
+#: library itself never opens a connection.
+CrlFetcher = Callable[[str], "bytes | x509.CertificateRevocationList"]
+
+#: At most this many distinct untrusted intermediates are handed to path building.
+DEFAULT_MAX_INTERMEDIATES = 8
+#: At most this many intermediates in a path (EE -> TLS CA -> interconnection CA -> root needs 2).
+DEFAULT_MAX_CHAIN_DEPTH = 4
+
+
+@frozen
+class VerifiedChain:
+    """A chain that passed path validation, every profile, validity and revocation.
+
+    ``chain`` runs from the end entity to the trust anchor.  ``revocation`` says, per element
+    except the anchor, how its revocation status was established.  Never cache this beyond the
+    lifetime of the TLS connection it was computed for (R26).
+    """
+
+    chain: tuple[x509.Certificate, ...]
+    profile: str
+    role: str
+    reports: tuple[Report, ...]
+    identities: CertificateIdentities
+    revocation: tuple[str, ...]
+    deviations: tuple[str, ...]
+    validated_at: dt.datetime
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        """The end-entity certificate."""
+        return self.chain[0]
+
+
+class ChainValidator:
+    """Validates peer chains against configured trust anchors, profiles and CRLs.
+
+    Build one per trust configuration and reuse it: trust anchors and CRL signatures are
+    checked once, lint results of CA certificates are memoised (they depend on the bytes only),
+    and :meth:`verify` is safe to call from many threads.
+
+    :param trust_anchors: the root (or TLS CA) certificates to trust; PEM bundles are fine.
+    :param profile: the end-entity profile, ``tls-entity`` (default) or ``sba-nf``.
+    :param crls: CRLs of the issuers in the chain.
+    :param crl_fetcher: called with a cRLDistributionPoints URI when no usable CRL was handed in.
+    :param deviations: named deviations (see :data:`~capif8sec.certs.profiles.DEVIATIONS`).
+    :param strict: report warnings as errors.
+    :param clock_skew: tolerance for validity and CRL times (default 0, R24).
+    """
+
+    def __init__(
+        self,
+        trust_anchors: CertificateInput | Iterable[CertificateInput],
+        *,
+        profile: str | Profile = "tls-entity",
+        crls: Iterable[CrlInput] = (),
+        crl_fetcher: CrlFetcher | None = None,
+        deviations: Iterable[str] = (),
+        strict: bool = False,
+        clock_skew: dt.timedelta = dt.timedelta(0),
+        max_intermediates: int = DEFAULT_MAX_INTERMEDIATES,
+        max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    ) -> None:
+        self._profile = get_profile(profile)
+        if self._profile.is_ca:
+            raise UsageError(f"profile {self._profile.name} is not an end-entity profile")
+        self._anchors = _load_many(trust_anchors)
+        if not self._anchors:
+            raise UsageError("at least one trust anchor is required")
+        self._store = Store(self._anchors)
+        self._deviations = check_deviations(deviations)
+        self._strict = strict
+        if clock_skew < dt.timedelta(0):
+            raise UsageError("clock_skew must not be negative")
+        self._skew = clock_skew
+        if not 0 < max_chain_depth <= 16 or not 0 <= max_intermediates <= 64:
+            raise UsageError("max_chain_depth must be 1..16 and max_intermediates 0..64")
+        self._max_intermediates = max_intermediates
+        self._max_depth = max_chain_depth
+        self._fetcher = crl_fetcher
+        self._lock = threading.Lock()
+        self._crls: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
+        # keyed by (CRL signature, issuer): CRL objects are not hashable; signatures are unique
+        self._checked_crls: dict[tuple[bytes, x509.Certificate], crlmod.CheckedCrl | CrlError] = {}
+        self._ca_reports: dict[tuple[x509.Certificate, str, x509.Certificate], Report] = {}
+        self.replace_crls(crls)
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def trust_anchors(self) -> tuple[x509.Certificate, ...]:
+        """The configured trust anchors."""
+        return tuple(self._anchors)
+
+    @property
+    def deviations(self) -> frozenset[str]:
+        """The deviations in force."""
+        return self._deviations
+
+    def replace_crls(self, crls: Iterable[CrlInput]) -> None:
+        """Swap the whole CRL set (e.g. after a periodic refresh); takes effect at once."""
+        by_issuer: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
+        for item in crls:
+            parsed = load_crl(item)
+            by_issuer.setdefault(parsed.issuer, []).append(parsed)
+        with self._lock:
+            self._crls = by_issuer
+            self._checked_crls = {}
+
+    # ------------------------------------------------------------------ validation
+
+    def verify(
+        self,
+        leaf: CertificateInput,
+        intermediates: Iterable[CertificateInput] = (),
+        *,
+        role: str,
+        at: dt.datetime | None = None,
+    ) -> VerifiedChain:
+        """Validate ``leaf`` (with untrusted ``intermediates``) for ``role`` at time ``at``.
+
+        :param role: ``client`` or ``server`` (``both`` for ``sba-nf``): the role the peer
+            plays in TLS; its certificate is checked as a certificate for that role.
+        :raises CertificateParseError: an element does not parse.
+        :raises CertificateExpired: an element is expired or not yet valid.
+        :raises ChainValidationError: no path to a trust anchor (``rule`` says which check).
+        :raises ProfileViolation: an element breaks its TS 33.310 profile.
+        :raises CertificateRevoked: an element is revoked.
+        :raises RevocationUnknown: revocation status could not be established.
+        """
+        role = self._profile.check_role(role) or role
+        when = _utc(at)
+        leaf_cert = load_certificate(leaf)
+        pool: list[x509.Certificate] = []
+        for item in intermediates:
+            for cert in load_certificates(item):
+                if cert not in pool and cert != leaf_cert:
+                    pool.append(cert)
+                if len(pool) > self._max_intermediates:
+                    raise ChainValidationError(
+                        f"more than {self._max_intermediates} intermediate certificates offered",
+                        rule="chain.path",
+                    )
+        self._check_time(leaf_cert, when)
+        chain = self._build_path(leaf_cert, pool, when)
+        reports = self._check_profiles(chain, role)
+        revocation = self._check_revocation(chain, when)
+        applied = sorted(
+            set(self._deviations) | {d for report in reports for d in report.deviations}
+        )
+        return VerifiedChain(
+            chain=tuple(chain),
+            profile=self._profile.name,
+            role=role,
+            reports=tuple(reports),
+            identities=identities_of(leaf_cert),
+            revocation=tuple(revocation),
+            deviations=tuple(applied),
+            validated_at=when,
+        )
+
+    def _check_time(self, cert: x509.Certificate, when: dt.datetime) -> None:
+        if cert.not_valid_after_utc < when - self._skew:
+            raise CertificateExpired(
+                f"certificate {cert.subject.rfc4514_string()} expired at "
+                f"{cert.not_valid_after_utc.isoformat()}",
+                rule="chain.validity",
+            )
+        if cert.not_valid_before_utc > when + self._skew:
+            raise CertificateExpired(
+                f"certificate {cert.subject.rfc4514_string()} is not valid before "
+                f"{cert.not_valid_before_utc.isoformat()}",
+                rule="chain.validity",
+            )
+
+    def _build_path(
+        self, leaf: x509.Certificate, pool: list[x509.Certificate], when: dt.datetime
+    ) -> list[x509.Certificate]:
+        # EKU is judged by the profile lint (ee.eku_role, common.extension_criticality), which
+        # always runs on the leaf and names the exact rule; pyca's own EKU check is replaced so
+        # that a server certificate can be validated without name matching.
+        ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+            ExtendedKeyUsage, Criticality.AGNOSTIC, None
+        )
+        if self._profile.name == "sba-nf":  # 6.1.3c: SAN mandatory *and critical*
+            ee_policy = ee_policy.require_present(
+                x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+            )
+        verifier = (
+            PolicyBuilder()
+            .store(self._store)
+            .time(_clamp(when, leaf, self._skew))
+            .max_chain_depth(self._max_depth)
+            .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee_policy)
+            .build_client_verifier()
+        )
+        try:
+            verified = verifier.verify(leaf, pool)
+        except VerificationError as exc:
+            message = str(exc)
+            if "not valid at validation time" in message:
+                raise CertificateExpired(
+                    f"a certificate of the chain is not valid at {when.isoformat()}: {message}",
+                    rule="chain.validity",
+                ) from None
+            raise ChainValidationError(
+                f"no valid path to a trust anchor: {message}", rule="chain.path"
+            ) from None
+        return list(verified.chain)
+
+    def _check_profiles(self, chain: Sequence[x509.Certificate], role: str) -> list[Report]:
+        reports = [
+            lint(
+                chain[0],
+                self._profile,
+                role,
+                issuer=chain[1],
+                deviations=self._deviations,
+                strict=self._strict,
+            )
+        ]
+        for i, cert in enumerate(chain[1:], start=1):
+            issuer = chain[i + 1] if i + 1 < len(chain) else cert
+            profile = TLS_CA if i == 1 else INTERCONNECTION_CA
+            if i == 1 and "intermediate-below-tls-ca" in self._deviations:
+                profile = TLS_CA if _path_len(cert) == 0 else INTERCONNECTION_CA
+            reports.append(self._ca_report(cert, profile, issuer))
+        bad = [r for r in reports if not r.compliant]
+        if bad:
+            tls_ca = reports[1] if len(reports) > 1 else None
+            rule = (
+                "chain.issued_by_tls_ca"
+                if tls_ca is not None
+                and not tls_ca.compliant
+                and tls_ca.profile == "tls-ca"
+                and tls_ca.rule_ids() & {"tls_ca.path_length", "ca.basic_constraints"}
+                else "chain.element_profile"
+            )
+            first = bad[0]
+            raise ProfileViolation(
+                f"{first.subject} does not conform to the {first.profile} profile ({rule}): "
+                + "; ".join(f"{f.rule}: {f.message}" for f in first.errors),
+                reports=bad,
+                rule=rule,
+            )
+        return reports
+
+    def _ca_report(
+        self, cert: x509.Certificate, profile: Profile, issuer: x509.Certificate
+    ) -> Report:
+        key = (cert, profile.name, issuer)
+        report = self._ca_reports.get(key)
+        if report is None:
+            report = lint(
+                cert, profile, issuer=issuer, deviations=self._deviations, strict=self._strict
+            )
+            with self._lock:
+                if len(self._ca_reports) > 4096:
+                    self._ca_reports.clear()
+                self._ca_reports[key] = report
+        return report
+
+    def _check_revocation(self, chain: Sequence[x509.Certificate], when: dt.datetime) -> list[str]:
+        if "no-revocation-check" in self._deviations:
+            return ["not checked (deviation no-revocation-check)"] * (len(chain) - 1)
+        statuses = []
+        for i, cert in enumerate(chain[:-1]):
+            issuer = chain[i + 1]
+            is_ca = i > 0
+            checked, problems = self._usable_crl(cert, issuer, is_ca, when)
+            if checked is None:
+                urls = _cdp_urls(cert)
+                if not urls and is_ca:
+                    statuses.append("not checked (CA without a CRL distribution point)")
+                    continue
+                if not urls and "no-crl-distribution-point" in self._deviations:
+                    statuses.append("not checked (deviation no-crl-distribution-point)")
+                    continue
+                detail = "; ".join(problems) if problems else "no CRL of its issuer is available"
+                raise RevocationUnknown(
+                    f"revocation status of {cert.subject.rfc4514_string()} unknown: {detail}",
+                    rule="chain.crl" if problems else "chain.revocation",
+                )
+            crlmod.check_revocation(checked, cert)
+            number = f" #{checked.number}" if checked.number is not None else ""
+            statuses.append(f"good (CRL{number} of {issuer.subject.rfc4514_string()})")
+        return statuses
+
+    def _usable_crl(
+        self, cert: x509.Certificate, issuer: x509.Certificate, is_ca: bool, when: dt.datetime
+    ) -> tuple[crlmod.CheckedCrl | None, list[str]]:
+        problems: list[str] = []
+        best: crlmod.CheckedCrl | None = None
+        for candidate in self._crls.get(issuer.subject, ()):
+            try:
+                checked = crlmod.check_crl(self._checked(candidate, issuer), when, self._skew)
+            except CrlError as exc:
+                problems.append(str(exc))
+                continue
+            if crlmod.covers(checked, is_ca) and (
+                best is None or checked.this_update > best.this_update
+            ):
+                best = checked
+        if best is None and self._fetcher is not None:
+            for url in _cdp_urls(cert):
+                try:
+                    fetched = load_crl(self._fetcher(url))
+                    checked = crlmod.check_crl(
+                        crlmod.check_crl_signature(fetched, issuer), when, self._skew
+                    )
+                except CertificateError as exc:
+                    problems.append(f"{url}: {exc}")
+                    continue
+                except Exception as exc:  # the injected fetcher failed
+                    problems.append(f"fetching {url} failed: {type(exc).__name__}")
+                    continue
+                if crlmod.covers(checked, is_ca):
+                    return checked, problems
+        return best, problems
+
+    def _checked(
+        self, crl: x509.CertificateRevocationList, issuer: x509.Certificate
+    ) -> crlmod.CheckedCrl:
+        key = (crl.signature, issuer)
+        result = self._checked_crls.get(key)
+        if result is None:
+            try:
+                result = crlmod.check_crl_signature(crl, issuer)
+            except CrlError as exc:
+                result = exc
+            with self._lock:
+                self._checked_crls[key] = result
+        if isinstance(result, CrlError):
+            raise result
+        return result
+
+
+def _load_many(data: CertificateInput | Iterable[CertificateInput]) -> list[x509.Certificate]:
+    if isinstance(data, (bytes, bytearray, memoryview, str, x509.Certificate)):
+        return load_certificates(data)
+    out: list[x509.Certificate] = []
+    for item in data:
+        out.extend(load_certificates(item))
+    return out
+
+
+def _utc(at: dt.datetime | None) -> dt.datetime:
+    if at is None:
+        return dt.datetime.now(dt.UTC)
+    if at.tzinfo is None:
+        raise UsageError("the validation time must be timezone-aware")
+    return at.astimezone(dt.UTC)
+
+
+def _clamp(when: dt.datetime, leaf: x509.Certificate, skew: dt.timedelta) -> dt.datetime:
+    """Move the instant handed to pyca into the leaf's validity when within ``skew`` of it."""
+    if leaf.not_valid_after_utc < when <= leaf.not_valid_after_utc + skew:
+        return leaf.not_valid_after_utc
+    if leaf.not_valid_before_utc - skew <= when < leaf.not_valid_before_utc:
+        return leaf.not_valid_before_utc
+    return when
+
+
+def _path_len(cert: x509.Certificate) -> int | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+    except Exception:
+        return None
+
+
+def _cdp_urls(cert: x509.Certificate) -> list[str]:
+    try:
+        value = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except Exception:
+        return []
+    return crl_urls(value)

@@ -1,0 +1,64 @@
+"""The identities an end-entity certificate carries (R56, R57)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from attrs import frozen
+from cryptography import x509
+
+__all__ = ["CertificateIdentities", "identities_of"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@frozen
+class CertificateIdentities:
+    """subjectAltName identifiers of a certificate: URI-IDs, DNS-IDs and IP-IDs.
+
+    ``common_name`` is informational only: the policy layer uses it solely in an explicit legacy
+    mode and never when any SAN identifier is present (R57).
+    """
+
+    uris: tuple[str, ...] = ()
+    dns_names: tuple[str, ...] = ()
+    ip_addresses: tuple[IPAddress, ...] = ()
+    common_name: str | None = None
+
+    @property
+    def has_san_identifiers(self) -> bool:
+        """True when any URI, DNS or IP identifier is present."""
+        return bool(self.uris or self.dns_names or self.ip_addresses)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "uris": list(self.uris),
+            "dns_names": list(self.dns_names),
+            "ip_addresses": [str(a) for a in self.ip_addresses],
+            "common_name": self.common_name,
+        }
+
+
+def identities_of(cert: x509.Certificate) -> CertificateIdentities:
+    """Extract the SAN identities (and the CN, for legacy callers) from a certificate."""
+    uris: list[str] = []
+    dns: list[str] = []
+    ips: list[IPAddress] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = None
+    if san is not None:
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+        dns = san.get_values_for_type(x509.DNSName)
+        ips = [
+            a
+            for a in san.get_values_for_type(x509.IPAddress)
+            if isinstance(a, (ipaddress.IPv4Address, ipaddress.IPv6Address))
+        ]
+    cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    cn = cns[-1].value if cns else None
+    return CertificateIdentities(
+        tuple(uris), tuple(dns), tuple(ips), cn if isinstance(cn, str) else None
+    )

@@ -1,0 +1,103 @@
+"""Lint one certificate against a TS 33.310 profile."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from capif8sec.certs.facts import CertFacts, key_facts
+from capif8sec.certs.parse import CertificateInput, load_certificate
+from capif8sec.certs.profiles import Profile, check_deviations, get_profile
+from capif8sec.certs.report import Finding, Report, Severity
+from capif8sec.certs.rules import LintContext
+
+__all__ = ["lint"]
+
+
+def lint(
+    certificate: CertificateInput,
+    profile: str | Profile = "tls-entity",
+    role: str | None = None,
+    *,
+    issuer: CertificateInput | None = None,
+    deviations: Iterable[str] = (),
+    strict: bool = False,
+) -> Report:
+    """Check one certificate against a profile and return every finding.
+
+    :param certificate: PEM or DER bytes, or a ``cryptography`` certificate.
+    :param profile: ``tls-entity`` (6.1.3a), ``sba-nf`` (6.1.3c), ``tls-ca`` (6.1.4a) or
+        ``interconnection-ca`` (6.1.2), or a :class:`Profile`.
+    :param role: ``server`` or ``client`` (``both`` for ``sba-nf``); end-entity profiles need
+        one, CA profiles take none.
+    :param issuer: the issuing certificate, when known: enables the signer-strength (R8) and
+        AKI (6.1.3c) checks.  A self-issued certificate is its own issuer.
+    :param deviations: names from :data:`~capif8sec.certs.profiles.DEVIATIONS`.
+    :param strict: report warnings as errors (R10/R11 strict mode).
+    :raises CertificateParseError: the input is not a certificate.
+    :raises UsageError: unknown profile, role or deviation.
+    """
+    prof = get_profile(profile)
+    role = prof.check_role(role)
+    devs = check_deviations(deviations)
+    cert = load_certificate(certificate)
+    issuer_cert = load_certificate(issuer) if issuer is not None else None
+    if issuer_cert is None and cert.subject == cert.issuer:
+        issuer_cert = cert
+    issuer_key = None
+    if issuer_cert is not None:
+        try:
+            issuer_key = key_facts(issuer_cert.public_key())
+        except Exception:
+            issuer_key = None
+    facts = CertFacts(cert)
+    ctx = LintContext(cert, facts, prof, role, issuer_cert, issuer_key, devs)
+
+    findings: list[Finding] = []
+    applied: list[str] = []
+    skip_extension_rules = facts.extension_error is not None or not _is_v3(cert)
+    for rule in prof.rules:
+        if skip_extension_rules and rule.needs_extensions:
+            continue
+        if rule.deviation is not None and rule.deviation in devs:
+            if rule.deviation not in applied:
+                applied.append(rule.deviation)
+            continue
+        severity = rule.severity
+        if strict and severity is Severity.WARNING:
+            severity = Severity.ERROR
+        for violation in rule.check(ctx):
+            findings.append(
+                Finding(
+                    rule=rule.id,
+                    clause=violation.clause or rule.clause,
+                    severity=severity,
+                    message=violation.message,
+                    field=violation.field,
+                    requirement=rule.requirement,
+                )
+            )
+    return Report(
+        subject=_subject(cert),
+        profile=prof.name,
+        role=role,
+        findings=tuple(findings),
+        deviations=tuple(applied),
+        fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
+    )
+
+
+def _is_v3(cert: x509.Certificate) -> bool:
+    try:
+        return cert.version is x509.Version.v3
+    except Exception:
+        return False
+
+
+def _subject(cert: x509.Certificate) -> str:
+    try:
+        return cert.subject.rfc4514_string() or "(empty subject)"
+    except Exception:
+        return "(undecodable subject)"

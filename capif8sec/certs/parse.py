@@ -1,0 +1,119 @@
+"""Loading certificates and CRLs from PEM, DER or ``cryptography`` objects.
+
+Every failure is a :class:`~capif8sec.errors.CertificateParseError` (or
+:class:`~capif8sec.errors.CrlError` for CRLs); input is size-checked before any parsing, so a
+multi-megabyte blob is refused at once.
+"""
+
+from __future__ import annotations
+
+from cryptography import x509
+
+from capif8sec.errors import CertificateParseError, CrlError
+
+__all__ = [
+    "MAX_BUNDLE_BYTES",
+    "MAX_CERTIFICATE_BYTES",
+    "MAX_CRL_BYTES",
+    "CertificateInput",
+    "CrlInput",
+    "load_certificate",
+    "load_certificates",
+    "load_crl",
+]
+
+#: Largest single certificate accepted (DER or PEM).  Real TLS certificates are a few KiB.
+MAX_CERTIFICATE_BYTES = 64 * 1024
+#: Largest PEM bundle accepted by :func:`load_certificates`.
+MAX_BUNDLE_BYTES = 1024 * 1024
+#: Largest CRL accepted.
+MAX_CRL_BYTES = 8 * 1024 * 1024
+
+CertificateInput = bytes | bytearray | memoryview | str | x509.Certificate
+CrlInput = bytes | bytearray | memoryview | str | x509.CertificateRevocationList
+
+_PEM_CERT = b"-----BEGIN CERTIFICATE-----"
+_PEM_CRL = b"-----BEGIN X509 CRL-----"
+
+
+def _as_bytes(data: bytes | bytearray | memoryview | str, limit: int, what: str) -> bytes:
+    if isinstance(data, str):
+        if len(data) > limit:
+            raise CertificateParseError(f"{what} is larger than {limit} bytes")
+        try:
+            data = data.encode("ascii")
+        except UnicodeEncodeError:
+            raise CertificateParseError(f"{what} given as text is not ASCII PEM") from None
+    elif not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CertificateParseError(f"{what} must be bytes, str or a cryptography object")
+    raw = bytes(data)
+    if len(raw) > limit:
+        raise CertificateParseError(f"{what} is larger than {limit} bytes")
+    if not raw.strip():
+        raise CertificateParseError(f"{what} is empty")
+    return raw
+
+
+def load_certificate(data: CertificateInput) -> x509.Certificate:
+    """Load exactly one certificate from PEM or DER bytes (or pass a certificate through).
+
+    PEM input must hold exactly one ``CERTIFICATE`` block.
+    """
+    if isinstance(data, x509.Certificate):
+        return data
+    certs = _load(data, MAX_CERTIFICATE_BYTES, single=True)
+    return certs[0]
+
+
+def load_certificates(data: CertificateInput) -> list[x509.Certificate]:
+    """Load one or more certificates: a PEM bundle, or a single DER certificate."""
+    if isinstance(data, x509.Certificate):
+        return [data]
+    return _load(data, MAX_BUNDLE_BYTES, single=False)
+
+
+def _load(data: CertificateInput, limit: int, *, single: bool) -> list[x509.Certificate]:
+    raw = _as_bytes(data, limit, "certificate input")  # type: ignore[arg-type]
+    try:
+        if _PEM_CERT in raw:
+            certs = x509.load_pem_x509_certificates(raw)
+        elif raw.lstrip().startswith(b"-----BEGIN"):
+            raise CertificateParseError("PEM input holds no CERTIFICATE block")
+        else:
+            if len(raw) > MAX_CERTIFICATE_BYTES:
+                raise CertificateParseError(
+                    f"DER certificate is larger than {MAX_CERTIFICATE_BYTES} bytes"
+                )
+            certs = [x509.load_der_x509_certificate(raw)]
+    except CertificateParseError:
+        raise
+    except Exception as exc:  # cryptography raises ValueError and a few others
+        raise CertificateParseError(f"not a valid X.509 certificate: {_short(exc)}") from exc
+    if single and len(certs) != 1:
+        raise CertificateParseError(f"expected exactly one certificate, found {len(certs)}")
+    return certs
+
+
+def load_crl(data: CrlInput) -> x509.CertificateRevocationList:
+    """Load one CRL from PEM or DER bytes (or pass a CRL object through)."""
+    if isinstance(data, x509.CertificateRevocationList):
+        return data
+    try:
+        raw = _as_bytes(data, MAX_CRL_BYTES, "CRL input")
+    except CertificateParseError as exc:
+        raise CrlError(str(exc)) from None
+    try:
+        if _PEM_CRL in raw:
+            return x509.load_pem_x509_crl(raw)
+        if raw.lstrip().startswith(b"-----BEGIN"):
+            raise CrlError("PEM input holds no X509 CRL block")
+        return x509.load_der_x509_crl(raw)
+    except CrlError:
+        raise
+    except Exception as exc:
+        raise CrlError(f"not a valid X.509 CRL: {_short(exc)}") from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
