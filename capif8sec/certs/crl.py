@@ -38,6 +38,9 @@ class CheckedCrl:
     only_user_certs: bool
     only_ca_certs: bool
     number: int | None
+    #: The names of the issuingDistributionPoint's distributionPoint (``None``: the CRL is not
+    #: scoped to one distribution point; empty: a relative name, which matches nothing here).
+    distribution_point: tuple[x509.GeneralName, ...] | None = None
 
     @property
     def this_update(self) -> dt.datetime:
@@ -89,6 +92,7 @@ def check_crl_signature(
             raise CrlError(f"the signature of the CRL of {name} does not verify")
         only_user = only_ca = False
         number = None
+        scope: tuple[x509.GeneralName, ...] | None = None
         for ext in crl.extensions:
             value = ext.value
             if isinstance(value, x509.IssuingDistributionPoint):
@@ -102,6 +106,10 @@ def check_crl_signature(
                     )
                 only_user = value.only_contains_user_certs
                 only_ca = value.only_contains_ca_certs
+                if value.full_name is not None:
+                    scope = tuple(value.full_name)
+                elif value.relative_name is not None:
+                    scope = ()
             elif isinstance(value, x509.CRLNumber):
                 number = value.crl_number
             elif isinstance(value, x509.DeltaCRLIndicator):
@@ -112,7 +120,7 @@ def check_crl_signature(
         raise
     except Exception as exc:  # undecodable extensions, unsupported key types, ...
         raise CrlError(f"CRL of {name} cannot be used: {str(exc)[:200]}") from exc
-    return CheckedCrl(crl, issuer, only_user, only_ca, number)
+    return CheckedCrl(crl, issuer, only_user, only_ca, number, scope)
 
 
 def check_crl(
@@ -134,11 +142,25 @@ def check_crl(
     return checked
 
 
-def covers(checked: CheckedCrl, cert_is_ca: bool) -> bool:
-    """Whether the CRL's scope (issuingDistributionPoint) includes this kind of certificate."""
-    return not (
-        (checked.only_user_certs and cert_is_ca) or (checked.only_ca_certs and not cert_is_ca)
-    )
+def covers(checked: CheckedCrl, cert_is_ca: bool, cert: x509.Certificate | None = None) -> bool:
+    """Whether the CRL's scope (issuingDistributionPoint) includes this certificate.
+
+    The kind (onlyContainsUserCerts / onlyContainsCACerts) and, when the issuingDistributionPoint
+    names a distribution point, one of the cRLDistributionPoints names of ``cert`` must match
+    it (RFC 5280 6.3.3 b.2.i); such a CRL covers nothing when ``cert`` is not given.
+    """
+    if (checked.only_user_certs and cert_is_ca) or (checked.only_ca_certs and not cert_is_ca):
+        return False
+    if checked.distribution_point is None:
+        return True
+    if cert is None:
+        return False
+    try:
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except Exception:  # absent or undecodable: the scoped CRL cannot be shown to apply
+        return False
+    names = {name for point in points for name in point.full_name or ()}
+    return any(name in names for name in checked.distribution_point)
 
 
 def check_revocation(checked: CheckedCrl, cert: x509.Certificate) -> None:

@@ -60,7 +60,7 @@ def load_certificate(data: CertificateInput) -> x509.Certificate:
     PEM input must hold exactly one ``CERTIFICATE`` block.
     """
     if isinstance(data, x509.Certificate):
-        return data
+        return _names_decodable(data)
     certs = _load(data, MAX_CERTIFICATE_BYTES, single=True)
     return certs[0]
 
@@ -68,7 +68,7 @@ def load_certificate(data: CertificateInput) -> x509.Certificate:
 def load_certificates(data: CertificateInput) -> list[x509.Certificate]:
     """Load one or more certificates: a PEM bundle, or a single DER certificate."""
     if isinstance(data, x509.Certificate):
-        return [data]
+        return [_names_decodable(data)]
     return _load(data, MAX_BUNDLE_BYTES, single=False)
 
 
@@ -85,6 +85,8 @@ def _load(data: CertificateInput, limit: int, *, single: bool) -> list[x509.Cert
                     f"DER certificate is larger than {MAX_CERTIFICATE_BYTES} bytes"
                 )
             certs = [x509.load_der_x509_certificate(raw)]
+        for cert in certs:
+            _names_decodable(cert)
     except CertificateParseError:
         raise
     except Exception as exc:  # cryptography raises ValueError and a few others
@@ -97,21 +99,43 @@ def _load(data: CertificateInput, limit: int, *, single: bool) -> list[x509.Cert
 def load_crl(data: CrlInput) -> x509.CertificateRevocationList:
     """Load one CRL from PEM or DER bytes (or pass a CRL object through)."""
     if isinstance(data, x509.CertificateRevocationList):
-        return data
+        return _crl_issuer_decodable(data)
     try:
         raw = _as_bytes(data, MAX_CRL_BYTES, "CRL input")
     except CertificateParseError as exc:
         raise CrlError(str(exc)) from None
     try:
         if _PEM_CRL in raw:
-            return x509.load_pem_x509_crl(raw)
+            return _crl_issuer_decodable(x509.load_pem_x509_crl(raw))
         if raw.lstrip().startswith(b"-----BEGIN"):
             raise CrlError("PEM input holds no X509 CRL block")
-        return x509.load_der_x509_crl(raw)
+        return _crl_issuer_decodable(x509.load_der_x509_crl(raw))
     except CrlError:
         raise
     except Exception as exc:
         raise CrlError(f"not a valid X.509 CRL: {_short(exc)}") from exc
+
+
+def _names_decodable(cert: x509.Certificate) -> x509.Certificate:
+    """cryptography decodes subject and issuer lazily: make a malformed Name fail here, typed."""
+    try:
+        _ = (cert.subject, cert.issuer)
+    except Exception as exc:  # ValueError (bad DER), TypeError (bad attribute type), ...
+        raise CertificateParseError(
+            f"the certificate's subject or issuer name cannot be decoded: {_short(exc)}"
+        ) from exc
+    return cert
+
+
+def _crl_issuer_decodable(
+    crl: x509.CertificateRevocationList,
+) -> x509.CertificateRevocationList:
+    """The CRL issuer Name is decoded lazily too; a malformed one is a :class:`CrlError`."""
+    try:
+        _ = crl.issuer
+    except Exception as exc:
+        raise CrlError(f"the CRL issuer name cannot be decoded: {_short(exc)}") from exc
+    return crl
 
 
 def _short(exc: BaseException) -> str:
