@@ -85,6 +85,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--list-rules", action="store_true", help="list every rule and exit")
 
+    p = sub.add_parser("serve", help="run the reference AzF endpoint (HTTPS, mutual TLS)")
+    p.add_argument("--cert", required=True, metavar="CHAIN.pem")
+    p.add_argument("--key", required=True, metavar="KEY.pem")
+    p.add_argument("--ca", required=True, action="append", metavar="CA.pem")
+    p.add_argument("--crl", action="append", default=[], metavar="FILE")
+    p.add_argument("--deviation", action="append", default=[], choices=sorted(DEVIATIONS))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--tls13-only", action="store_true")
+    p.add_argument("--handshake-timeout", type=float, default=10.0, metavar="SECONDS")
+
+    p = sub.add_parser("probe", help="check a live TLS endpoint against the profiles")
+    p.add_argument("target", metavar="HOST:PORT")
+    p.add_argument("--ca", action="append", default=[], metavar="FILE")
+    p.add_argument("--crl", action="append", default=[], metavar="FILE")
+    p.add_argument("--cert", metavar="FILE")
+    p.add_argument("--key", metavar="FILE")
+    p.add_argument("--server-name", metavar="NAME")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
     p = sub.add_parser("pki", help="write a conformant test PKI into DIR")
     p.add_argument("directory", metavar="DIR")
     p.add_argument("--key-type", default="p256", choices=["p256", "p384", "rsa2048", "rsa3072"])
@@ -100,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "lint":
             return _cmd_lint(args, sys.stdout)
+        if args.command == "serve":
+            return _cmd_serve(args, sys.stdout)
+        if args.command == "probe":
+            return _cmd_probe(args, sys.stdout)
         if args.command == "pki":
             return _cmd_pki(args, sys.stdout)
         if args.command == "demo":
@@ -318,3 +343,84 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from capif8sec.demo import run_demo
 
     return run_demo(args.format, out)
+
+
+# ----------------------------------------------------------------------------- serve, probe
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+    import logging
+
+    from capif8sec import tls
+    from capif8sec.errors import TlsConfigError
+    from capif8sec.integrations.azf import serve
+
+    try:
+        ctx = tls.server_context(
+            present=tls.Identity.from_files(args.cert, args.key),
+            verify=tls.PeerVerification(
+                tuple(_read(p) for p in args.ca),
+                crls=tuple(_read(p) for p in args.crl),
+                deviations=tuple(args.deviation),
+            ),
+            profile=tls.TS33210_TLS13_ONLY if args.tls13_only else tls.TS33210,
+            alpn=["http/1.1"],
+        )
+    except TlsConfigError as exc:
+        raise UsageError(str(exc)) from None
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    def ready(host: str, port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        out.write(f"listening on https://{shown}:{port}\n")
+        out.flush()
+
+    try:
+        asyncio.run(
+            serve(
+                ctx, args.host, args.port, handshake_timeout=args.handshake_timeout, on_ready=ready
+            )
+        )
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    return EXIT_OK
+
+
+def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
+    from capif8sec.integrations.probe import Unreachable, probe
+
+    host, sep, port_text = args.target.rpartition(":")
+    if not sep or not port_text.isdigit() or not host:
+        raise UsageError("target must be HOST:PORT")
+    host = host.strip("[]")
+    if bool(args.cert) != bool(args.key):
+        raise UsageError("--cert and --key go together")
+    try:
+        result = probe(
+            host,
+            int(port_text),
+            cas=[_read(p) for p in args.ca],
+            crls=[_read(p) for p in args.crl],
+            cert=args.cert,
+            key=args.key,
+            server_name=args.server_name,
+            timeout=args.timeout,
+        )
+    except Unreachable as exc:
+        print(f"capif8sec: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.format == "json":
+        json.dump(result.as_dict(), out, indent=2)
+        out.write("\n")
+    else:
+        for c in result.checks:
+            out.write(f"{c.result:12} {c.check} ({c.clause}): {c.message}\n")
+        out.write(f"\n{result.target}: {'COMPLIANT' if result.compliant else 'NOT COMPLIANT'}\n")
+    return EXIT_OK if result.compliant else EXIT_NONCOMPLIANT

@@ -9,6 +9,7 @@ identities are returned for the policy layer.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
@@ -199,6 +200,42 @@ class ChainValidator:
                     )
         self._check_time(leaf_cert, when)
         chain = self._build_path(leaf_cert, pool, when)
+        return self._finish(chain, role, when)
+
+    def check_verified_chain(
+        self,
+        chain: Sequence[CertificateInput],
+        *,
+        role: str,
+        at: dt.datetime | None = None,
+    ) -> VerifiedChain:
+        """Profiles, validity, the 6.1.3a issuing rule and revocation for an already built path.
+
+        For a chain that OpenSSL path-validated during a TLS handshake against this validator's
+        trust anchors (``get_verified_chain()``, leaf first, anchor last): it re-checks that the
+        chain links up by name to one of this validator's anchors and that every element is
+        within its validity, then applies everything OpenSSL does not know about -- the
+        TS 33.310 profiles, R16 and the CRLs.  Signatures are not verified again.
+
+        :raises ChainValidationError: the chain does not end at a configured anchor or does
+            not link up; or any of the errors of :meth:`verify`.
+        """
+        role = self._profile.check_role(role) or role
+        when = _utc(at)
+        certs = [load_certificate(c) for c in chain]
+        if len(certs) < 2 or certs[-1] not in self._anchors:
+            raise ChainValidationError(
+                "the chain does not end at a configured trust anchor", rule="chain.path"
+            )
+        for child, parent in itertools.pairwise(certs):
+            if child.issuer != parent.subject:
+                raise ChainValidationError("the chain does not link up by name", rule="chain.path")
+        for cert in certs:
+            self._check_time(cert, when)
+        return self._finish(certs, role, when)
+
+    def _finish(self, chain: list[x509.Certificate], role: str, when: dt.datetime) -> VerifiedChain:
+        leaf_cert = chain[0]
         reports = self._check_profiles(chain, role)
         revocation = self._check_revocation(chain, when)
         applied = sorted(
@@ -262,6 +299,19 @@ class ChainValidator:
             raise ChainValidationError(
                 f"no valid path to a trust anchor: {message}", rule="chain.path"
             ) from None
+        except Exception as exc:  # pyca turns the leaf's SAN into Python objects, which can fail
+            raise ChainValidationError(
+                f"a certificate of the chain cannot be decoded: {type(exc).__name__}: "
+                f"{str(exc)[:200]}",
+                rule="chain.parse",
+            ) from None
+        if len(verified.chain) < 2:
+            # pyca accepts a leaf that is itself in the store; 6.1.3a wants it issued by a TLS CA
+            raise ChainValidationError(
+                "the end-entity certificate is itself a trust anchor; it must be issued by a "
+                "TLS CA",
+                rule="chain.path",
+            )
         return list(verified.chain)
 
     def _check_profiles(self, chain: Sequence[x509.Certificate], role: str) -> list[Report]:
@@ -326,10 +376,12 @@ class ChainValidator:
             checked, problems = self._usable_crl(cert, issuer, is_ca, when)
             if checked is None:
                 urls = _cdp_urls(cert)
-                if not urls and is_ca:
+                # "not checked" only when no CRL of the issuer was at hand at all: an unusable
+                # one (stale, forged, ...) must not let e.g. a revoked TLS CA pass (fail closed)
+                if not urls and is_ca and not problems:
                     statuses.append("not checked (CA without a CRL distribution point)")
                     continue
-                if not urls and "no-crl-distribution-point" in self._deviations:
+                if not urls and not problems and "no-crl-distribution-point" in self._deviations:
                     statuses.append("not checked (deviation no-crl-distribution-point)")
                     continue
                 detail = "; ".join(problems) if problems else "no CRL of its issuer is available"
@@ -353,7 +405,7 @@ class ChainValidator:
             except CrlError as exc:
                 problems.append(str(exc))
                 continue
-            if crlmod.covers(checked, is_ca) and (
+            if crlmod.covers(checked, is_ca, cert) and (
                 best is None or checked.this_update > best.this_update
             ):
                 best = checked
@@ -370,7 +422,7 @@ class ChainValidator:
                 except Exception as exc:  # the injected fetcher failed
                     problems.append(f"fetching {url} failed: {type(exc).__name__}")
                     continue
-                if crlmod.covers(checked, is_ca):
+                if crlmod.covers(checked, is_ca, cert):
                     return checked, problems
         return best, problems
 

@@ -1,0 +1,167 @@
+"""The check every CCF and ROF runs on every new connection, right after the handshake.
+
+:func:`check_connection` takes an ``ssl.SSLSocket`` or an ``ssl.SSLObject`` (asyncio) whose
+context was built by :mod:`capif8sec.tls.context`, and establishes:
+
+- the negotiated version and suite belong to the TS 33.210 profile (R28-R31);
+- which authentication actually happened (a certificate was presented where one is required: the
+  PSK-plus-certificate trap of the platform notes can never slip through);
+- the peer's chain passes the TS 33.310 profile for its role -- a client certificate as a client,
+  a server certificate as a server -- with validity, the 6.1.3a issuing rule and CRLs;
+- for a client, the server matches the expected identity (RFC 9525, no CN);
+- the peer's SAN identities are returned for the policy layer.
+
+A failure closes an ``SSLSocket`` and raises :class:`~capif8sec.errors.HandshakeRejected`; for
+an ``SSLObject`` the caller owns the transport and must close it (the asyncio helpers in
+:mod:`capif8sec.integrations.aio` do).  No I/O happens here beyond that close.
+
+The peer chain comes from ``get_verified_chain()`` (public from Python 3.13; on 3.10-3.12 the
+same method exists on the private ``_sslobj``).  OpenSSL has already path-validated it against the
+context's trust anchors during the handshake; this check does not verify signatures again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ssl
+from typing import Any
+
+from attrs import frozen
+from cryptography import x509
+
+from capif8sec.certs.chain import VerifiedChain
+from capif8sec.certs.identities import CertificateIdentities, matches_reference
+from capif8sec.errors import Capif8secError, HandshakeRejected
+from capif8sec.tls.context import CapifContext
+
+__all__ = ["TlsPeer", "check_connection", "peer_chain_der"]
+
+Connection = ssl.SSLSocket | ssl.SSLObject
+
+
+@frozen
+class TlsPeer:
+    """What the post-handshake check established about the peer of one connection.
+
+    Valid for the lifetime of that connection only (R26).
+    """
+
+    side: str
+    version: str
+    cipher: str
+    authentication: str
+    identities: CertificateIdentities | None
+    chain: VerifiedChain | None
+    server_name: str | None
+    alpn: str | None
+
+    @property
+    def certificate_fingerprint(self) -> str | None:
+        """SHA-256 fingerprint (hex) of the peer's end-entity certificate, if any."""
+        return self.chain.reports[0].fingerprint_sha256 if self.chain else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no secrets)."""
+        return {
+            "side": self.side,
+            "version": self.version,
+            "cipher": self.cipher,
+            "authentication": self.authentication,
+            "identities": self.identities.as_dict() if self.identities else None,
+            "certificate_sha256": self.certificate_fingerprint,
+            "server_name": self.server_name,
+            "alpn": self.alpn,
+        }
+
+
+def peer_chain_der(conn: Connection, *, verified: bool = True) -> list[bytes]:
+    """The peer's chain as DER, leaf first (just the leaf where nothing more is exposed).
+
+    ``verified=True`` gives the chain OpenSSL validated; ``False`` the one the peer sent.  Both
+    methods are public from Python 3.13 and exist on the private ``_sslobj`` on 3.10-3.12.
+    """
+    name = "get_verified_chain" if verified else "get_unverified_chain"
+    getter = getattr(conn, name, None) or getattr(getattr(conn, "_sslobj", None), name, None)
+    if getter is None:
+        leaf = conn.getpeercert(binary_form=True)
+        return [leaf] if leaf else []
+    return [
+        item if isinstance(item, bytes) else item.public_bytes(_ENCODING_DER)
+        for item in getter() or ()
+    ]
+
+
+_ENCODING_DER: int = getattr(ssl, "_ssl").ENCODING_DER  # noqa: B009
+
+
+def check_connection(conn: Connection, *, at: dt.datetime | None = None) -> TlsPeer:
+    """Run the post-handshake check; return the authenticated peer or raise and close.
+
+    :raises HandshakeRejected: the connection does not satisfy the profile; an ``SSLSocket``
+        has been closed.
+    """
+    try:
+        return _check(conn, at)
+    except HandshakeRejected:
+        _close(conn)
+        raise
+    except Capif8secError as exc:
+        _close(conn)
+        raise HandshakeRejected(f"peer refused: {exc}") from exc
+
+
+def _close(conn: Connection) -> None:
+    if isinstance(conn, ssl.SSLSocket):
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+def _check(conn: Connection, at: dt.datetime | None) -> TlsPeer:
+    ctx = conn.context
+    if not isinstance(ctx, CapifContext) or not hasattr(ctx, "_capif8sec"):
+        raise HandshakeRejected("the connection's context was not built by capif8sec.tls")
+    settings = ctx.settings
+    version = conn.version()
+    cipher_info = conn.cipher()
+    if version is None or cipher_info is None:
+        raise HandshakeRejected("the handshake has not completed")
+    cipher = cipher_info[0]
+    if not settings.profile.allows(version, cipher):
+        raise HandshakeRejected(
+            f"negotiated {version} with {cipher}, outside the {settings.profile.name} profile"
+        )
+    server_name = getattr(conn, "server_hostname", None)
+    alpn = conn.selected_alpn_protocol()
+    if settings.validator is None:  # server that did not request a client certificate
+        return TlsPeer(settings.side, version, cipher, "none", None, None, server_name, alpn)
+    chain_der = peer_chain_der(conn)
+    if not chain_der:
+        raise HandshakeRejected(
+            "no certificate authentication happened: the peer presented no certificate"
+        )
+    peer_role = "client" if settings.side == "server" else "server"
+    try:
+        certs = [x509.load_der_x509_certificate(der) for der in chain_der]
+    except ValueError as exc:
+        raise HandshakeRejected(f"the peer's certificate does not parse: {exc}") from None
+    if len(certs) == 1:  # no chain exposed: full path validation with the configured anchors
+        verified = settings.validator.verify(certs[0], (), role=peer_role, at=at)
+    else:
+        verified = settings.validator.check_verified_chain(certs, role=peer_role, at=at)
+    identities = verified.identities
+    if settings.side == "client":
+        reference = settings.expected_identity or server_name
+        if not reference:
+            raise HandshakeRejected(
+                "no reference identity: set PeerVerification.expected_identity or pass "
+                "server_hostname"
+            )
+        if not matches_reference(identities, reference):
+            raise HandshakeRejected(
+                f"the server certificate does not match {reference!r} "
+                f"(it names {list(identities.dns_names) + list(identities.uris)})"
+            )
+    return TlsPeer(
+        settings.side, version, cipher, "certificate", identities, verified, server_name, alpn
+    )
