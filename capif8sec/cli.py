@@ -12,7 +12,9 @@ Exit codes: 0 success / compliant, 1 not compliant, 2 unusable input or usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,7 +59,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lint", help="lint certificates against a TS 33.310 profile")
     p.add_argument("files", nargs="*", metavar="FILE", help="PEM or DER certificate files")
-    p.add_argument("--profile", default="tls-entity", choices=sorted(PROFILES))
+    p.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="profile to lint against (default tls-entity; with --list-rules: "
+        "only that profile's rules)",
+    )
     p.add_argument("--role", choices=["server", "client", "both"])
     p.add_argument(
         "--ca",
@@ -132,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"capif8sec: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `capif8sec lint --list-rules | head`
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- silence the flush at exit
+        return EXIT_OK
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -157,10 +168,10 @@ def _load_files(paths: Sequence[str]) -> list[x509.Certificate]:
 
 def _cmd_lint(args: argparse.Namespace, out: TextIO) -> int:
     if args.list_rules:
-        return _list_rules(args.format, out)
+        return _list_rules(args.format, out, args.profile)
     if not args.files:
         raise UsageError("lint needs at least one FILE (or --list-rules)")
-    profile = get_profile(args.profile)
+    profile = get_profile(args.profile or "tls-entity")
     role = profile.check_role(args.role)
     anchors = _load_files(args.ca)
     chain = _load_files(args.chain)
@@ -226,7 +237,11 @@ def _lint_file(
     findings = list(report.findings)
     deviations = list(report.deviations)
     if validator is not None and role is not None:
-        findings.extend(_chain_findings(validator, leaf, extra + candidates, role))
+        findings.extend(
+            _chain_findings(
+                validator, leaf, extra + candidates, role, profile, report.rule_ids(Severity.ERROR)
+            )
+        )
         deviations = sorted(set(deviations) | set(validator.deviations))
     compliant = not any(f.severity is Severity.ERROR for f in findings)
     return {
@@ -257,12 +272,17 @@ _CHAIN_CLAUSES = {rule.id: rule.clause for rule in CHAIN_RULES}
 
 
 def _chain_findings(
-    validator: ChainValidator, leaf: x509.Certificate, pool: list[x509.Certificate], role: str
+    validator: ChainValidator,
+    leaf: x509.Certificate,
+    pool: list[x509.Certificate],
+    role: str,
+    profile: str,
+    reported: set[str],
 ) -> list[Finding]:
     try:
         validator.verify(leaf, [c for c in pool if c not in validator.trust_anchors], role=role)
     except ProfileViolation as exc:
-        # The leaf's own findings are reported by its lint already; report the other elements.
+        # Errors the leaf's own lint already reported are not repeated; everything else is.
         return [
             Finding(
                 exc.rule,
@@ -271,10 +291,10 @@ def _chain_findings(
                 f"{report.subject} ({report.profile}): {f.rule}: {f.message}",
                 f.field,
             )
-            for report in exc.reports
-            if report.subject != _subject(leaf)
+            for index, report in enumerate(exc.reports)
             for f in report.errors
-        ] or [Finding(exc.rule, _CHAIN_CLAUSES[exc.rule], Severity.ERROR, str(exc))]
+            if not (index == 0 and report.profile == profile and f.rule in reported)
+        ]
     except ChainValidationError as exc:
         return [
             Finding(
@@ -284,10 +304,6 @@ def _chain_findings(
     except Capif8secError as exc:
         return [Finding("chain.path", _CHAIN_CLAUSES["chain.path"], Severity.ERROR, str(exc))]
     return []
-
-
-def _subject(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string() or "(empty subject)"
 
 
 def _render(result: dict[str, Any]) -> str:
@@ -305,8 +321,9 @@ def _render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _list_rules(fmt: str, out: TextIO) -> int:
-    rules = [rule.as_dict() for rule in all_rules()]
+def _list_rules(fmt: str, out: TextIO, profile: str | None) -> int:
+    only = {r.id for r in get_profile(profile).rules} if profile else None
+    rules = [rule.as_dict() for rule in all_rules() if only is None or rule.id in only]
     for rule in rules:
         rule["profiles"] = (
             ",".join(

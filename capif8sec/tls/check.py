@@ -27,13 +27,14 @@ import datetime as dt
 import ssl
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 from cryptography import x509
 
 from capif8sec.certs.chain import VerifiedChain
 from capif8sec.certs.identities import CertificateIdentities, matches_reference
 from capif8sec.errors import Capif8secError, HandshakeRejected
-from capif8sec.tls.context import CapifContext
+from capif8sec.tls.binding import TLS_SERVER_END_POINT, ChannelBinding, tls_server_end_point
+from capif8sec.tls.context import CapifContext, _Settings
 
 __all__ = ["TlsPeer", "check_connection", "peer_chain_der"]
 
@@ -55,6 +56,13 @@ class TlsPeer:
     chain: VerifiedChain | None
     server_name: str | None
     alpn: str | None
+    #: The PSK identity of a TLS-level PSK handshake (UTF-8 text, exact).
+    psk_identity: str | None = None
+    #: The key id of the PSK used (server side), for audit.
+    psk_key_id: str | None = None
+    #: tls-server-end-point of this channel (when the server presented a certificate), for
+    #: in-channel authentication (SCRAM-PLUS, in-channel PSK).
+    channel_binding: ChannelBinding | None = field(default=None, repr=False)
 
     @property
     def certificate_fingerprint(self) -> str | None:
@@ -72,6 +80,7 @@ class TlsPeer:
             "certificate_sha256": self.certificate_fingerprint,
             "server_name": self.server_name,
             "alpn": self.alpn,
+            "psk_identity": self.psk_identity,
         }
 
 
@@ -127,14 +136,28 @@ def _check(conn: Connection, at: dt.datetime | None) -> TlsPeer:
     if version is None or cipher_info is None:
         raise HandshakeRejected("the handshake has not completed")
     cipher = cipher_info[0]
+    if settings.mode == "psk":
+        return _check_psk(conn, settings, version, cipher)
     if not settings.profile.allows(version, cipher):
         raise HandshakeRejected(
             f"negotiated {version} with {cipher}, outside the {settings.profile.name} profile"
         )
     server_name = getattr(conn, "server_hostname", None)
     alpn = conn.selected_alpn_protocol()
+    own = settings.own_end_point
+    binding = ChannelBinding(TLS_SERVER_END_POINT, own) if own is not None else None
     if settings.validator is None:  # server that did not request a client certificate
-        return TlsPeer(settings.side, version, cipher, "none", None, None, server_name, alpn)
+        return TlsPeer(
+            settings.side,
+            version,
+            cipher,
+            "none",
+            None,
+            None,
+            server_name,
+            alpn,
+            channel_binding=binding,
+        )
     chain_der = peer_chain_der(conn)
     if not chain_der:
         raise HandshakeRejected(
@@ -151,6 +174,7 @@ def _check(conn: Connection, at: dt.datetime | None) -> TlsPeer:
         verified = settings.validator.check_verified_chain(certs, role=peer_role, at=at)
     identities = verified.identities
     if settings.side == "client":
+        binding = ChannelBinding(TLS_SERVER_END_POINT, tls_server_end_point(chain_der[0]))
         reference = settings.expected_identity or server_name
         if not reference:
             raise HandshakeRejected(
@@ -163,5 +187,53 @@ def _check(conn: Connection, at: dt.datetime | None) -> TlsPeer:
                 f"(it names {list(identities.dns_names) + list(identities.uris)})"
             )
     return TlsPeer(
-        settings.side, version, cipher, "certificate", identities, verified, server_name, alpn
+        settings.side,
+        version,
+        cipher,
+        "certificate",
+        identities,
+        verified,
+        server_name,
+        alpn,
+        channel_binding=binding,
+    )
+
+
+def _check_psk(conn: Connection, settings: _Settings, version: str, cipher: str) -> TlsPeer:
+    """Prove that a PSK handshake, and nothing else, happened on a PSK context."""
+    from capif8sec.tls.psk import PSK_TLS12_SUITES, PSK_TLS13_SUITES, psk_identity_of
+
+    allowed = PSK_TLS13_SUITES if version == "TLSv1.3" else PSK_TLS12_SUITES
+    if version not in settings.profile.versions or cipher not in allowed:
+        raise HandshakeRejected(f"negotiated {version} with {cipher}: not a profile PSK suite")
+    if conn.getpeercert(binary_form=True) is not None:
+        raise HandshakeRejected("a certificate was used on a PSK-only context")
+    alpn = conn.selected_alpn_protocol()
+    if settings.side == "client":
+        return TlsPeer(
+            "client",
+            version,
+            cipher,
+            "psk",
+            None,
+            None,
+            getattr(conn, "server_hostname", None),
+            alpn,
+            psk_identity=settings.psk_identity,
+        )
+    credential = psk_identity_of(conn)
+    if credential is None:
+        raise HandshakeRejected("no PSK identity was looked up for this connection")
+    identity = credential.identity.decode("utf-8")
+    return TlsPeer(
+        "server",
+        version,
+        cipher,
+        "psk",
+        None,
+        None,
+        None,
+        alpn,
+        psk_identity=identity,
+        psk_key_id=credential.key_id or None,
     )

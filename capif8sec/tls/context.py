@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from capif8sec.certs import ChainValidator, CrlFetcher, load_certificates
 from capif8sec.certs.parse import CertificateInput, CrlInput
 from capif8sec.errors import CertificateError, TlsConfigError, UsageError
+from capif8sec.tls.binding import tls_server_end_point
 from capif8sec.tls.profile import TS33210, TlsProfile
 
 __all__ = [
@@ -150,6 +151,12 @@ class _Settings:
     validator: ChainValidator | None
     expected_identity: str | None
     presents_certificate: bool
+    #: ``certificate`` (certificate contexts) or ``psk`` (capif8sec.tls.psk contexts).
+    mode: str = "certificate"
+    #: For a PSK client context: the identity it offers.
+    psk_identity: str | None = None
+    #: For a certificate server context: tls-server-end-point of the certificate it presents.
+    own_end_point: bytes | None = None
 
 
 class CapifContext(ssl.SSLContext):
@@ -289,7 +296,16 @@ def _build_server(
         raise TlsConfigError(
             "verify must be a PeerVerification or CLIENT_CERTIFICATE_NOT_REQUESTED"
         )
-    ctx._capif8sec = _Settings("server", profile, validator, None, True)
+    ctx._capif8sec = _Settings(
+        "server",
+        profile,
+        validator,
+        None,
+        True,
+        own_end_point=tls_server_end_point(
+            present.certificates[0].public_bytes(serialization.Encoding.DER)
+        ),
+    )
     ctx._capif8sec_identity = present
     ctx._capif8sec_verify = verify
     return ctx
