@@ -51,7 +51,8 @@ class AuthenticatedPeer:
     """
 
     identity: str
-    method: Method
+    #: A :class:`Method` for the built-in authenticators; plugins use their own names.
+    method: str
     evidence: Mapping[str, str] = field(factory=dict)
     tls: TlsPeer | None = field(default=None, repr=False, eq=False)
 
@@ -59,7 +60,7 @@ class AuthenticatedPeer:
         """JSON-ready form."""
         return {
             "identity": self.identity,
-            "method": self.method.value,
+            "method": str(self.method),
             "evidence": dict(self.evidence),
             "tls": self.tls.as_dict() if self.tls is not None else None,
         }

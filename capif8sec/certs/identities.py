@@ -30,6 +30,17 @@ class CertificateIdentities:
         """True when any URI, DNS or IP identifier is present."""
         return bool(self.uris or self.dns_names or self.ip_addresses)
 
+    def primary(self, *, legacy_cn: bool = False) -> str | None:
+        """The identity policy keys on: the first URI-ID, else DNS-ID, else IP-ID.
+
+        The CN is returned only with ``legacy_cn=True`` and only when the certificate has no
+        SAN identifier at all (R57).
+        """
+        for group in (self.uris, self.dns_names, tuple(str(a) for a in self.ip_addresses)):
+            if group:
+                return group[0]
+        return self.common_name if legacy_cn else None
+
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {

@@ -36,14 +36,10 @@ REQUEST_TIMEOUT = 10.0
 
 
 def primary_identity(peer: TlsPeer) -> str | None:
-    """The identity the policy layer keys on: first URI-ID, else DNS-ID, else IP-ID."""
-    ids = peer.identities
-    if ids is None:
-        return None
-    for group in (ids.uris, ids.dns_names, tuple(str(a) for a in ids.ip_addresses)):
-        if group:
-            return group[0]
-    return None
+    """The identity the policy layer keys on (see ``CertificateIdentities.primary``)."""
+    if peer.psk_identity:
+        return peer.psk_identity
+    return peer.identities.primary() if peer.identities is not None else None
 
 
 def whoami(peer: TlsPeer) -> dict[str, Any]:
