@@ -7,6 +7,7 @@ directory put on sys.path) and discovered through its entry point, like any thir
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -47,8 +48,10 @@ def _pip_install(source: Path, target: Path) -> None:
 
 @pytest.fixture(scope="module")
 def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = tmp_path_factory.mktemp("src") / "hwtoken-plugin"
+    shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     target = tmp_path_factory.mktemp("site")
-    _pip_install(PLUGIN, target)
+    _pip_install(source, target)  # a copy: the build leaves nothing in the source tree
     return target
 
 
