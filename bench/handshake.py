@@ -1,0 +1,181 @@
+"""Full TLS mutual-certificate handshakes per second: capif8sec vs bare stdlib contexts.
+
+Both configurations use the same certificates, the same TS 33.210 settings (versions, TLS 1.2
+suites, no tickets) and loopback TCP; capif8sec adds its post-handshake check on BOTH sides
+(the server checks the ROF's chain as a client certificate, the client checks the CCF's as a
+server certificate, CRLs included).  Rounds alternate between the two so that machine noise hits
+both alike.  Also reported: TLS 1.2, and the cost of the check alone in microseconds.
+
+Last line: the TLS 1.3 ratio capif8sec/stdlib (goal >= 0.95).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import ssl
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from capif8sec import tls
+from capif8sec.testing import TestPKI
+
+Check = Callable[[ssl.SSLSocket], object]
+
+
+def _no_check(sock: ssl.SSLSocket) -> object:
+    return None
+
+
+class _Server:
+    """One listening socket served by a thread: handshake, optional check, close."""
+
+    def __init__(self, ctx: ssl.SSLContext, check: Check) -> None:
+        self.ctx, self.check = ctx, check
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = int(self.sock.getsockname()[1])
+        self.pending = threading.Semaphore(0)
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.pending.acquire()
+            if self.stop:
+                return
+            raw, _ = self.sock.accept()
+            with self.ctx.wrap_socket(raw, server_side=True) as conn:
+                self.check(conn)
+                conn.sendall(b"k")
+
+    def close(self) -> None:
+        self.stop = True
+        self.pending.release()
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _round(server: _Server, ctx: ssl.SSLContext, check: Check, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        server.pending.release()
+        raw = socket.create_connection(("127.0.0.1", server.port))
+        with ctx.wrap_socket(raw, server_hostname="ccf.capif.example") as conn:
+            check(conn)
+            conn.recv(1)
+    return n / (time.perf_counter() - start)
+
+
+def _stdlib_pair(
+    d: Path, version: ssl.TLSVersion, profile: tls.TlsProfile
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(d / "ccf-server.pem", d / "ccf-server.key")
+    server.load_verify_locations(d / "root-ca.pem")
+    server.verify_mode = ssl.CERT_REQUIRED
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.load_cert_chain(d / "rof-client.pem", d / "rof-client.key")
+    client.load_verify_locations(d / "root-ca.pem")
+    for ctx in (server, client):
+        profile.apply(ctx)
+    client.maximum_version = version
+    return server, client
+
+
+def _capif_pair(
+    d: Path, version: ssl.TLSVersion, profile: tls.TlsProfile
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    anchors = (d / "root-ca.pem").read_bytes()
+    crl = (d / "tls-ca.crl.pem").read_bytes()
+    server = tls.server_context(
+        present=tls.Identity.from_files(d / "ccf-server.pem", d / "ccf-server.key"),
+        verify=tls.PeerVerification(anchors, crls=[crl]),
+        profile=profile,
+    )
+    client = tls.client_context(
+        present=tls.Identity.from_files(d / "rof-client.pem", d / "rof-client.key"),
+        verify=tls.PeerVerification(anchors, crls=[crl]),
+        profile=profile,
+    )
+    client.maximum_version = version
+    return server, client
+
+
+def _measure(d: Path, version: ssl.TLSVersion, rounds: int, n: int) -> tuple[float, float]:
+    profile = tls.TS33210
+    s_std, c_std = _stdlib_pair(d, version, profile)
+    s_cap, c_cap = _capif_pair(d, version, profile)
+    std_server = _Server(s_std, _no_check)
+    cap_server = _Server(s_cap, tls.check_connection)
+    std: list[float] = []
+    cap: list[float] = []
+    try:
+        _round(std_server, c_std, _no_check, 20)  # warm-up
+        _round(cap_server, c_cap, tls.check_connection, 20)
+        for _ in range(rounds):
+            std.append(_round(std_server, c_std, _no_check, n))
+            cap.append(_round(cap_server, c_cap, tls.check_connection, n))
+    finally:
+        std_server.close()
+        cap_server.close()
+    return statistics.median(std), statistics.median(cap)
+
+
+def _check_cost(d: Path, n: int) -> float:
+    """Microseconds for one server-side check_connection on an established connection."""
+    s_cap, c_cap = _capif_pair(d, ssl.TLSVersion.TLSv1_3, tls.TS33210)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    box: list[ssl.SSLSocket] = []
+
+    def accept() -> None:
+        raw, _ = listener.accept()
+        box.append(s_cap.wrap_socket(raw, server_side=True))
+
+    t = threading.Thread(target=accept)
+    t.start()
+    client = c_cap.wrap_socket(
+        socket.create_connection(("127.0.0.1", port)), server_hostname="ccf.capif.example"
+    )
+    t.join()
+    conn = box[0]
+    tls.check_connection(conn)
+    start = time.perf_counter()
+    for _ in range(n):
+        tls.check_connection(conn)
+    cost = (time.perf_counter() - start) / n * 1e6
+    conn.close()
+    client.close()
+    listener.close()
+    return cost
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("-n", type=int, default=150, help="handshakes per round")
+    args = parser.parse_args()
+    with TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        TestPKI().write(d)
+        print(f"check alone (server side, TLS 1.3): {_check_cost(d, 2000):.1f} us")
+        std12, cap12 = _measure(d, ssl.TLSVersion.TLSv1_2, args.rounds, args.n)
+        print(f"TLS 1.2 mutual: stdlib {std12:.0f}/s, capif8sec {cap12:.0f}/s, "
+              f"ratio {cap12 / std12:.3f}")
+        std13, cap13 = _measure(d, ssl.TLSVersion.TLSv1_3, args.rounds, args.n)
+        print(f"TLS 1.3 mutual: stdlib {std13:.0f}/s, capif8sec {cap13:.0f}/s")
+        print(f"ratio capif8sec/stdlib TLS 1.3 handshakes: {cap13 / std13:.3f} (goal >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()
