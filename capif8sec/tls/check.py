@@ -34,7 +34,7 @@ from capif8sec.certs.chain import VerifiedChain
 from capif8sec.certs.identities import CertificateIdentities, matches_reference
 from capif8sec.errors import Capif8secError, HandshakeRejected
 from capif8sec.tls.binding import TLS_SERVER_END_POINT, ChannelBinding, tls_server_end_point
-from capif8sec.tls.context import CapifContext, _Settings
+from capif8sec.tls.context import CapifContext, _Settings, requested_server_name
 
 __all__ = ["TlsPeer", "check_connection", "peer_chain_der"]
 
@@ -142,7 +142,7 @@ def _check(conn: Connection, at: dt.datetime | None) -> TlsPeer:
         raise HandshakeRejected(
             f"negotiated {version} with {cipher}, outside the {settings.profile.name} profile"
         )
-    server_name = getattr(conn, "server_hostname", None)
+    server_name = requested_server_name(conn)
     alpn = conn.selected_alpn_protocol()
     own = settings.own_end_point
     binding = ChannelBinding(TLS_SERVER_END_POINT, own) if own is not None else None
@@ -217,7 +217,7 @@ def _check_psk(conn: Connection, settings: _Settings, version: str, cipher: str)
             "psk",
             None,
             None,
-            getattr(conn, "server_hostname", None),
+            requested_server_name(conn),
             alpn,
             psk_identity=settings.psk_identity,
         )

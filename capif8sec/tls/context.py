@@ -24,6 +24,7 @@ import os
 import ssl
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -46,6 +47,19 @@ __all__ = [
     "client_context",
     "server_context",
 ]
+
+
+#: The SNI each server-side connection asked for (filled by the SNI callback).
+_sni: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
+_sni_lock = threading.Lock()
+
+
+def requested_server_name(conn: ssl.SSLSocket | ssl.SSLObject) -> str | None:
+    """The server name a client asked for: SNI on the server side, server_hostname on a client."""
+    if not conn.server_side:
+        return conn.server_hostname
+    with _sni_lock:
+        return _sni.get(conn)
 
 
 class _Choice(enum.Enum):
@@ -341,6 +355,9 @@ def server_context(
         if names is not None and server_name is not None and server_name.lower() not in names:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         sslobj.context = outer._capif8sec_current  # type: ignore[assignment]
+        if server_name is not None:
+            with _sni_lock:
+                _sni[sslobj] = server_name
         return None
 
     outer.sni_callback = select

@@ -207,6 +207,7 @@ def test_mutual_certificate_handshake_both_sides_checked(
     assert server_peer.identities is not None
     assert server_peer.identities.dns_names == ("ccf.capif.example",)
     assert server_peer.version == "TLSv1.3"
+    assert client_peer.server_name == "ccf.capif.example"  # the SNI the client sent (R36)
 
 
 def test_tls12_handshake_uses_a_profile_suite(pki: TestPKI) -> None:
