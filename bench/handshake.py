@@ -170,8 +170,10 @@ def main() -> None:
         TestPKI().write(d)
         print(f"check alone (server side, TLS 1.3): {_check_cost(d, 2000):.1f} us")
         std12, cap12 = _measure(d, ssl.TLSVersion.TLSv1_2, args.rounds, args.n)
-        print(f"TLS 1.2 mutual: stdlib {std12:.0f}/s, capif8sec {cap12:.0f}/s, "
-              f"ratio {cap12 / std12:.3f}")
+        print(
+            f"TLS 1.2 mutual: stdlib {std12:.0f}/s, capif8sec {cap12:.0f}/s, "
+            f"ratio {cap12 / std12:.3f}"
+        )
         std13, cap13 = _measure(d, ssl.TLSVersion.TLSv1_3, args.rounds, args.n)
         print(f"TLS 1.3 mutual: stdlib {std13:.0f}/s, capif8sec {cap13:.0f}/s")
         print(f"ratio capif8sec/stdlib TLS 1.3 handshakes: {cap13 / std13:.3f} (goal >= 0.95)")
