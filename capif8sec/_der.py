@@ -12,7 +12,16 @@ from collections.abc import Iterator
 
 from attrs import frozen
 
-__all__ = ["DerError", "Tlv", "encode", "encode_integer", "encode_oid", "iter_tlvs", "read_tlv"]
+__all__ = [
+    "DerError",
+    "Tlv",
+    "element_bounds",
+    "encode",
+    "encode_integer",
+    "encode_oid",
+    "iter_tlvs",
+    "read_tlv",
+]
 
 SEQUENCE = 0x30
 INTEGER = 0x02
@@ -37,7 +46,19 @@ class Tlv:
 
 def read_tlv(data: bytes, offset: int = 0) -> tuple[Tlv, int]:
     """Decode the element at ``offset``; return it and the offset just past it."""
-    if offset + 2 > len(data):
+    tag, pos, end = element_bounds(data, offset)
+    return Tlv(tag, data[pos:end], data[offset:end]), end
+
+
+def element_bounds(data: bytes, offset: int = 0, limit: int | None = None) -> tuple[int, int, int]:
+    """The tag, content start and end of the element at ``offset``, copying nothing.
+
+    The element must end by ``limit`` (default: the end of ``data``), as if ``data`` were cut
+    there; the checks are those of :func:`read_tlv`.
+    """
+    if limit is None:
+        limit = len(data)
+    if offset + 2 > limit:
         raise DerError("truncated DER header")
     tag = data[offset]
     if tag & 0x1F == 0x1F:
@@ -50,14 +71,14 @@ def read_tlv(data: bytes, offset: int = 0) -> tuple[Tlv, int]:
         count = first & 0x7F
         if count == 0 or count > 4:
             raise DerError("unsupported DER length form")
-        if pos + count > len(data):
+        if pos + count > limit:
             raise DerError("truncated DER length")
         length = int.from_bytes(data[pos : pos + count], "big")
         pos += count
     end = pos + length
-    if end > len(data):
+    if end > limit:
         raise DerError("DER length runs past the end of the input")
-    return Tlv(tag, data[pos:end], data[offset:end]), end
+    return tag, pos, end
 
 
 def iter_tlvs(content: bytes) -> Iterator[Tlv]:

@@ -25,9 +25,11 @@ from cryptography.x509.verification import (
 )
 
 from capif8sec.certs import crl as crlmod
+from capif8sec.certs.facts import name_string
 from capif8sec.certs.identities import CertificateIdentities, identities_of
-from capif8sec.certs.lint import lint
+from capif8sec.certs.lint import der_input, lint_certificate
 from capif8sec.certs.parse import (
+    MAX_CERTIFICATE_BYTES,
     CertificateInput,
     CrlInput,
     load_certificate,
@@ -125,6 +127,7 @@ class ChainValidator:
         if not self._anchors:
             raise UsageError("at least one trust anchor is required")
         self._store = Store(self._anchors)
+        self._ee_policy, self._ca_policy = _extension_policies(self._profile)
         self._deviations = check_deviations(deviations)
         self._strict = strict
         if clock_skew < dt.timedelta(0):
@@ -140,6 +143,21 @@ class ChainValidator:
         # keyed by (CRL signature, issuer): CRL objects are not hashable; signatures are unique
         self._checked_crls: dict[tuple[bytes, x509.Certificate], crlmod.CheckedCrl | CrlError] = {}
         self._ca_reports: dict[tuple[x509.Certificate, str, x509.Certificate], Report] = {}
+        # The same memos by object identity, tried first: hashing and comparing certificates
+        # costs microseconds each, and the CA objects recur (interned intermediates, anchors).
+        # Entries hold the objects, so their ids cannot be reused while the entries exist.
+        self._ca_reports_by_id: dict[
+            tuple[int, str, int], tuple[x509.Certificate, x509.Certificate, Report]
+        ] = {}
+        self._checked_crls_by_id: dict[
+            tuple[int, int],
+            tuple[x509.CertificateRevocationList, x509.Certificate, crlmod.CheckedCrl | CrlError],
+        ] = {}
+        self._parsed_intermediates: dict[bytes, tuple[x509.Certificate, ...]] = {}
+        # id(CRL) -> (the CRL, its serials); None: the entries could not be listed
+        self._revoked_serials: dict[
+            int, tuple[x509.CertificateRevocationList, frozenset[int] | None]
+        ] = {}
         self.replace_crls(crls)
 
     # ------------------------------------------------------------------ configuration
@@ -163,6 +181,8 @@ class ChainValidator:
         with self._lock:
             self._crls = by_issuer
             self._checked_crls = {}
+            self._checked_crls_by_id = {}
+            self._revoked_serials = {}
 
     # ------------------------------------------------------------------ validation
 
@@ -190,7 +210,7 @@ class ChainValidator:
         leaf_cert = load_certificate(leaf)
         pool: list[x509.Certificate] = []
         for item in intermediates:
-            for cert in load_certificates(item):
+            for cert in self._intermediates(item):
                 if cert not in pool and cert != leaf_cert:
                     pool.append(cert)
                 if len(pool) > self._max_intermediates:
@@ -200,7 +220,7 @@ class ChainValidator:
                     )
         self._check_time(leaf_cert, when)
         chain = self._build_path(leaf_cert, pool, when)
-        return self._finish(chain, role, when)
+        return self._finish(chain, role, when, leaf_der=der_input(leaf))
 
     def check_verified_chain(
         self,
@@ -234,9 +254,16 @@ class ChainValidator:
             self._check_time(cert, when)
         return self._finish(certs, role, when)
 
-    def _finish(self, chain: list[x509.Certificate], role: str, when: dt.datetime) -> VerifiedChain:
+    def _finish(
+        self,
+        chain: list[x509.Certificate],
+        role: str,
+        when: dt.datetime,
+        *,
+        leaf_der: bytes | None = None,
+    ) -> VerifiedChain:
         leaf_cert = chain[0]
-        reports = self._check_profiles(chain, role)
+        reports = self._check_profiles(chain, role, leaf_der)
         revocation = self._check_revocation(chain, when)
         applied = sorted(
             set(self._deviations) | {d for report in reports for d in report.deviations}
@@ -269,22 +296,12 @@ class ChainValidator:
     def _build_path(
         self, leaf: x509.Certificate, pool: list[x509.Certificate], when: dt.datetime
     ) -> list[x509.Certificate]:
-        # EKU is judged by the profile lint (ee.eku_role, common.extension_criticality), which
-        # always runs on the leaf and names the exact rule; pyca's own EKU check is replaced so
-        # that a server certificate can be validated without name matching.
-        ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-            ExtendedKeyUsage, Criticality.AGNOSTIC, None
-        )
-        if self._profile.name == "sba-nf":  # 6.1.3c: SAN mandatory *and critical*
-            ee_policy = ee_policy.require_present(
-                x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
-            )
         verifier = (
             PolicyBuilder()
             .store(self._store)
             .time(_clamp(when, leaf, self._skew))
             .max_chain_depth(self._max_depth)
-            .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee_policy)
+            .extension_policies(ca_policy=self._ca_policy, ee_policy=self._ee_policy)
             .build_client_verifier()
         )
         try:
@@ -314,15 +331,20 @@ class ChainValidator:
             )
         return list(verified.chain)
 
-    def _check_profiles(self, chain: Sequence[x509.Certificate], role: str) -> list[Report]:
+    def _check_profiles(
+        self, chain: Sequence[x509.Certificate], role: str, leaf_der: bytes | None = None
+    ) -> list[Report]:
+        # The elements were loaded (and checked) by load_certificate(s) on their way in, and the
+        # profile, role and deviations were validated once: lint_certificate skips redoing it.
         reports = [
-            lint(
+            lint_certificate(
                 chain[0],
                 self._profile,
                 role,
-                issuer=chain[1],
-                deviations=self._deviations,
-                strict=self._strict,
+                chain[1],
+                self._deviations,
+                self._strict,
+                der=leaf_der,
             )
         ]
         for i, cert in enumerate(chain[1:], start=1):
@@ -354,16 +376,22 @@ class ChainValidator:
     def _ca_report(
         self, cert: x509.Certificate, profile: Profile, issuer: x509.Certificate
     ) -> Report:
+        ids = (id(cert), profile.name, id(issuer))
+        seen = self._ca_reports_by_id.get(ids)
+        if seen is not None and seen[0] is cert and seen[1] is issuer:
+            return seen[2]
         key = (cert, profile.name, issuer)
         report = self._ca_reports.get(key)
         if report is None:
-            report = lint(
-                cert, profile, issuer=issuer, deviations=self._deviations, strict=self._strict
-            )
+            report = lint_certificate(cert, profile, None, issuer, self._deviations, self._strict)
             with self._lock:
                 if len(self._ca_reports) > 4096:
                     self._ca_reports.clear()
                 self._ca_reports[key] = report
+        with self._lock:
+            if len(self._ca_reports_by_id) > 4096:
+                self._ca_reports_by_id.clear()
+            self._ca_reports_by_id[ids] = (cert, issuer, report)
         return report
 
     def _check_revocation(self, chain: Sequence[x509.Certificate], when: dt.datetime) -> list[str]:
@@ -389,9 +417,11 @@ class ChainValidator:
                     f"revocation status of {cert.subject.rfc4514_string()} unknown: {detail}",
                     rule="chain.crl" if problems else "chain.revocation",
                 )
-            crlmod.check_revocation(checked, cert)
+            serials = self._serials(checked.crl)
+            if serials is None or cert.serial_number in serials:
+                crlmod.check_revocation(checked, cert)
             number = f" #{checked.number}" if checked.number is not None else ""
-            statuses.append(f"good (CRL{number} of {issuer.subject.rfc4514_string()})")
+            statuses.append(f"good (CRL{number} of {name_string(issuer.subject)})")
         return statuses
 
     def _usable_crl(
@@ -426,21 +456,81 @@ class ChainValidator:
                     return checked, problems
         return best, problems
 
+    def _intermediates(self, item: CertificateInput) -> list[x509.Certificate]:
+        """``load_certificates(item)``, remembered by the input bytes.
+
+        Peers send the same CA certificates in every handshake; parsing them again would redo
+        work (names, extensions, the public key) that depends on the bytes only.  Leaves are
+        never taken from here.
+        """
+        if not isinstance(item, bytes) or len(item) > MAX_CERTIFICATE_BYTES:
+            return load_certificates(item)
+        certs = self._parsed_intermediates.get(item)
+        if certs is None:
+            certs = tuple(load_certificates(item))
+            with self._lock:
+                if len(self._parsed_intermediates) >= 64:
+                    self._parsed_intermediates.clear()
+                self._parsed_intermediates[item] = certs
+        return list(certs)
+
+    def _serials(self, crl: x509.CertificateRevocationList) -> frozenset[int] | None:
+        """The serial numbers a CRL lists, listed once per CRL; a certificate whose serial is
+        not among them is not on the CRL, without the linear search of
+        ``get_revoked_certificate_by_serial_number``."""
+        known = self._revoked_serials.get(id(crl))
+        if known is not None and known[0] is crl:
+            return known[1]
+        serials: frozenset[int] | None
+        try:
+            serials = frozenset(entry.serial_number for entry in crl)
+        except Exception:  # an undecodable entry: check_revocation reports it per certificate
+            serials = None
+        with self._lock:
+            if len(self._revoked_serials) >= 64:  # fetched CRLs are new objects every time
+                self._revoked_serials.clear()
+            self._revoked_serials[id(crl)] = (crl, serials)
+        return serials
+
     def _checked(
         self, crl: x509.CertificateRevocationList, issuer: x509.Certificate
     ) -> crlmod.CheckedCrl:
-        key = (crl.signature, issuer)
-        result = self._checked_crls.get(key)
-        if result is None:
-            try:
-                result = crlmod.check_crl_signature(crl, issuer)
-            except CrlError as exc:
-                result = exc
+        result: crlmod.CheckedCrl | CrlError | None
+        seen = self._checked_crls_by_id.get((id(crl), id(issuer)))
+        if seen is not None and seen[0] is crl and seen[1] is issuer:
+            result = seen[2]
+        else:
+            key = (crl.signature, issuer)
+            result = self._checked_crls.get(key)
+            if result is None:
+                try:
+                    result = crlmod.check_crl_signature(crl, issuer)
+                except CrlError as exc:
+                    result = exc
+                with self._lock:
+                    self._checked_crls[key] = result
             with self._lock:
-                self._checked_crls[key] = result
+                if len(self._checked_crls_by_id) > 4096:
+                    self._checked_crls_by_id.clear()
+                self._checked_crls_by_id[(id(crl), id(issuer))] = (crl, issuer, result)
         if isinstance(result, CrlError):
             raise result
         return result
+
+
+def _extension_policies(profile: Profile) -> tuple[ExtensionPolicy, ExtensionPolicy]:
+    """pyca's extension policies for path building: (end entity, CA)."""
+    # EKU is judged by the profile lint (ee.eku_role, common.extension_criticality), which
+    # always runs on the leaf and names the exact rule; pyca's own EKU check is replaced so
+    # that a server certificate can be validated without name matching.
+    ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        ExtendedKeyUsage, Criticality.AGNOSTIC, None
+    )
+    if profile.name == "sba-nf":  # 6.1.3c: SAN mandatory *and critical*
+        ee_policy = ee_policy.require_present(
+            x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+        )
+    return ee_policy, ExtensionPolicy.webpki_defaults_ca()
 
 
 def _load_many(data: CertificateInput | Iterable[CertificateInput]) -> list[x509.Certificate]:

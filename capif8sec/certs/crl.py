@@ -131,14 +131,14 @@ def check_crl(
     :raises CrlError: the CRL is not yet valid, stale, or has no nextUpdate.
     """
     crl = checked.crl
-    name = _crl_name(crl)
-    if crl.last_update_utc > at + skew:
-        raise CrlError(f"CRL of {name} is not yet valid (thisUpdate {crl.last_update_utc})")
+    this_update = crl.last_update_utc
+    if this_update > at + skew:
+        raise CrlError(f"CRL of {_crl_name(crl)} is not yet valid (thisUpdate {this_update})")
     next_update = crl.next_update_utc
     if next_update is None:
-        raise CrlError(f"CRL of {name} has no nextUpdate")
+        raise CrlError(f"CRL of {_crl_name(crl)} has no nextUpdate")
     if next_update < at - skew:
-        raise CrlError(f"CRL of {name} is stale (nextUpdate {next_update})")
+        raise CrlError(f"CRL of {_crl_name(crl)} is stale (nextUpdate {next_update})")
     return checked
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from capif8sec.certs.facts import CertFacts, key_facts
-from capif8sec.certs.parse import CertificateInput, load_certificate
+from capif8sec.certs.facts import CertFacts, key_facts, name_string
+from capif8sec.certs.parse import _PEM_CERT, CertificateInput, load_certificate
 from capif8sec.certs.profiles import Profile, check_deviations, get_profile
 from capif8sec.certs.report import Finding, Report, Severity
 from capif8sec.certs.rules import LintContext
@@ -44,6 +45,38 @@ def lint(
     devs = check_deviations(deviations)
     cert = load_certificate(certificate)
     issuer_cert = load_certificate(issuer) if issuer is not None else None
+    return lint_certificate(cert, prof, role, issuer_cert, devs, strict, der=der_input(certificate))
+
+
+def der_input(data: CertificateInput) -> bytes | None:
+    """``data`` itself when :func:`load_certificate` reads it as one DER certificate, else None.
+
+    cryptography's DER parser is strict (minimal lengths, no encoded defaults, no trailing
+    data), so a certificate parsed from these bytes re-encodes to exactly them: hashing them is
+    the SHA-256 fingerprint, without the re-encoding ``Certificate.fingerprint`` does.
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+        if _PEM_CERT not in raw and not raw.lstrip().startswith(b"-----BEGIN"):
+            return raw
+    return None
+
+
+def lint_certificate(
+    cert: x509.Certificate,
+    prof: Profile,
+    role: str | None,
+    issuer_cert: x509.Certificate | None,
+    devs: frozenset[str],
+    strict: bool,
+    *,
+    der: bytes | None = None,
+) -> Report:
+    """:func:`lint` on an already loaded certificate, profile, role and deviation set.
+
+    For callers that validated their arguments once (the chain validator).  ``der``, when
+    given, must be the encoding ``cert`` was parsed from (see :func:`der_input`).
+    """
     if issuer_cert is None and cert.subject == cert.issuer:
         issuer_cert = cert
     issuer_key = None
@@ -85,7 +118,11 @@ def lint(
         role=role,
         findings=tuple(findings),
         deviations=tuple(applied),
-        fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        fingerprint_sha256=(
+            hashlib.sha256(der).hexdigest()
+            if der is not None
+            else cert.fingerprint(hashes.SHA256()).hex()
+        ),
     )
 
 
@@ -98,6 +135,6 @@ def _is_v3(cert: x509.Certificate) -> bool:
 
 def _subject(cert: x509.Certificate) -> str:
     try:
-        return cert.subject.rfc4514_string() or "(empty subject)"
+        return name_string(cert.subject) or "(empty subject)"
     except Exception:
         return "(undecodable subject)"

@@ -8,7 +8,9 @@ multi-megabyte blob is refused at once.
 from __future__ import annotations
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from capif8sec._der import DerError, element_bounds
 from capif8sec.errors import CertificateParseError, CrlError
 
 __all__ = [
@@ -60,7 +62,7 @@ def load_certificate(data: CertificateInput) -> x509.Certificate:
     PEM input must hold exactly one ``CERTIFICATE`` block.
     """
     if isinstance(data, x509.Certificate):
-        return _names_decodable(data)
+        return _checked_certificate(data)
     certs = _load(data, MAX_CERTIFICATE_BYTES, single=True)
     return certs[0]
 
@@ -68,7 +70,7 @@ def load_certificate(data: CertificateInput) -> x509.Certificate:
 def load_certificates(data: CertificateInput) -> list[x509.Certificate]:
     """Load one or more certificates: a PEM bundle, or a single DER certificate."""
     if isinstance(data, x509.Certificate):
-        return [_names_decodable(data)]
+        return [_checked_certificate(data)]
     return _load(data, MAX_BUNDLE_BYTES, single=False)
 
 
@@ -77,6 +79,8 @@ def _load(data: CertificateInput, limit: int, *, single: bool) -> list[x509.Cert
     try:
         if _PEM_CERT in raw:
             certs = x509.load_pem_x509_certificates(raw)
+            for cert in certs:
+                _checked_certificate(cert)
         elif raw.lstrip().startswith(b"-----BEGIN"):
             raise CertificateParseError("PEM input holds no CERTIFICATE block")
         else:
@@ -85,8 +89,7 @@ def _load(data: CertificateInput, limit: int, *, single: bool) -> list[x509.Cert
                     f"DER certificate is larger than {MAX_CERTIFICATE_BYTES} bytes"
                 )
             certs = [x509.load_der_x509_certificate(raw)]
-        for cert in certs:
-            _names_decodable(cert)
+            _checked_certificate(certs[0], der=raw)
     except CertificateParseError:
         raise
     except Exception as exc:  # cryptography raises ValueError and a few others
@@ -99,35 +102,78 @@ def _load(data: CertificateInput, limit: int, *, single: bool) -> list[x509.Cert
 def load_crl(data: CrlInput) -> x509.CertificateRevocationList:
     """Load one CRL from PEM or DER bytes (or pass a CRL object through)."""
     if isinstance(data, x509.CertificateRevocationList):
-        return _crl_issuer_decodable(data)
+        return _checked_crl(data)
     try:
         raw = _as_bytes(data, MAX_CRL_BYTES, "CRL input")
     except CertificateParseError as exc:
         raise CrlError(str(exc)) from None
     try:
         if _PEM_CRL in raw:
-            return _crl_issuer_decodable(x509.load_pem_x509_crl(raw))
+            return _checked_crl(x509.load_pem_x509_crl(raw))
         if raw.lstrip().startswith(b"-----BEGIN"):
             raise CrlError("PEM input holds no X509 CRL block")
-        return _crl_issuer_decodable(x509.load_der_x509_crl(raw))
+        return _checked_crl(x509.load_der_x509_crl(raw))
     except CrlError:
         raise
     except Exception as exc:
         raise CrlError(f"not a valid X.509 CRL: {_short(exc)}") from exc
 
 
-def _names_decodable(cert: x509.Certificate) -> x509.Certificate:
-    """cryptography decodes subject and issuer lazily: make a malformed Name fail here, typed."""
+# Certificate objects that passed _checked_certificate, by id (certificates are immutable).
+# The entries hold the objects, so an id cannot be reused while its entry exists.  Callers hand
+# the same object in again and again (an issuer to lint(), a chain from the TLS layer); the
+# signature check of an object needs a re-encoding (public_bytes), which is the costly part.
+_CHECKED_OBJECTS: dict[int, x509.Certificate] = {}
+_CHECKED_OBJECTS_MAX = 64
+
+
+def _checked_certificate(cert: x509.Certificate, der: bytes | None = None) -> x509.Certificate:
+    """Fail here, typed, on what cryptography only finds later (or never): a malformed subject
+    or issuer Name (decoded lazily) and a signature BIT STRING with unused bits.
+
+    ``der``: the bytes ``cert`` was just parsed from, when known (the same as its re-encoding:
+    cryptography's DER parser is strict).
+    """
+    if der is None and _CHECKED_OBJECTS.get(id(cert)) is cert:
+        return cert
     try:
         _ = (cert.subject, cert.issuer)
     except Exception as exc:  # ValueError (bad DER), TypeError (bad attribute type), ...
         raise CertificateParseError(
             f"the certificate's subject or issuer name cannot be decoded: {_short(exc)}"
         ) from exc
+    if not _signature_octet_aligned(der if der is not None else cert.public_bytes(Encoding.DER)):
+        raise CertificateParseError(_UNALIGNED.format(what="certificate"))
+    if der is None:
+        if len(_CHECKED_OBJECTS) >= _CHECKED_OBJECTS_MAX:
+            _CHECKED_OBJECTS.clear()
+        _CHECKED_OBJECTS[id(cert)] = cert
     return cert
 
 
-def _crl_issuer_decodable(
+_UNALIGNED = (
+    "the {what} signature BIT STRING has unused bits; pyca would ignore them (a re-encoded, "
+    "different {what} with the same signature), OpenSSL refuses it"
+)
+
+
+def _signature_octet_aligned(der: bytes) -> bool:
+    """Whether the outer signature BIT STRING of a certificate or CRL has 0 unused bits."""
+    parts: list[tuple[int, int, int]] = []  # (tag, content start, end) of each element
+    try:
+        _, pos, end = element_bounds(der)
+        while pos < end and len(parts) <= 3:
+            parts.append(element_bounds(der, pos, end))
+            pos = parts[-1][2]
+    except DerError:
+        return False
+    if len(parts) != 3 or pos != end:
+        return False
+    tag, start, stop = parts[2]
+    return tag == 0x03 and start < stop and der[start] == 0
+
+
+def _checked_crl(
     crl: x509.CertificateRevocationList,
 ) -> x509.CertificateRevocationList:
     """The CRL issuer Name is decoded lazily too; a malformed one is a :class:`CrlError`."""
@@ -135,6 +181,8 @@ def _crl_issuer_decodable(
         _ = crl.issuer
     except Exception as exc:
         raise CrlError(f"the CRL issuer name cannot be decoded: {_short(exc)}") from exc
+    if not _signature_octet_aligned(crl.public_bytes(Encoding.DER)):
+        raise CrlError(_UNALIGNED.format(what="CRL"))
     return crl
 
 

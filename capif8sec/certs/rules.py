@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -290,10 +291,10 @@ def _check_extensions_decodable(ctx: LintContext) -> Iterator[Violation]:
 def _check_extension_criticality(ctx: LintContext) -> Iterator[Violation]:
     table = ctx.profile.criticality
     for oid, ext in ctx.facts.extensions.items():
-        name = _oid_name(oid)
         expected = table.get(oid)
         if expected is None:
             if ext.critical:
+                name = _oid_name(oid)
                 yield Violation(
                     f"{name} is marked critical, but this profile does not know it as critical",
                     f"extensions.{name}",
@@ -301,8 +302,10 @@ def _check_extension_criticality(ctx: LintContext) -> Iterator[Violation]:
             continue
         want, clause = expected
         if want == "critical" and not ext.critical:
+            name = _oid_name(oid)
             yield Violation(f"{name} must be critical", f"extensions.{name}", clause)
         elif want == "non-critical" and ext.critical:
+            name = _oid_name(oid)
             yield Violation(f"{name} must be non-critical", f"extensions.{name}", clause)
 
 
@@ -316,31 +319,36 @@ def _oid_name(oid: ObjectIdentifier) -> str:
 _UTF8 = x509.name._ASN1Type.UTF8String
 
 
+# One letter per attribute type the name forms use; the forms are then plain string patterns.
+_FORM_LETTERS = {
+    NameOID.COUNTRY_NAME: "C",
+    NameOID.ORGANIZATION_NAME: "O",
+    NameOID.COMMON_NAME: "N",
+    NameOID.DOMAIN_COMPONENT: "D",
+    NameOID.ORGANIZATIONAL_UNIT_NAME: "U",
+}
+# Form 1: (C), O, CN with O and CN as UTF8String; the NF profile also allows (C), O.
+_FORM_1 = frozenset({"ON", "CON"})
+_FORM_1_C_O = frozenset({"O", "CO"})
+# Form 2: dc=<domain>, dc=<domain>, (ou=<servers>), cn=<hostname> (most significant first).
+_FORM_2 = re.compile("DD+U?N")
+
+
 def _name_form_ok(name: x509.Name, allow_c_o: bool) -> bool:
-    rdns = name.rdns
-    if any(len(rdn) != 1 for rdn in rdns):
-        return False
-    attrs = [next(iter(rdn)) for rdn in rdns]
-    oids = [a.oid for a in attrs]
-    # Form 1: (C), O, CN with O and CN as UTF8String.
-    core = oids[1:] if oids[:1] == [NameOID.COUNTRY_NAME] else oids
-    if core == [NameOID.ORGANIZATION_NAME, NameOID.COMMON_NAME] or (
-        allow_c_o and core == [NameOID.ORGANIZATION_NAME]
-    ):
-        return all(
-            a._type == _UTF8
-            for a in attrs
-            if a.oid in (NameOID.ORGANIZATION_NAME, NameOID.COMMON_NAME)
-        )
-    # Form 2: dc=<domain>, dc=<domain>, (ou=<servers>), cn=<hostname> (most significant first).
-    dcs = 0
-    while dcs < len(oids) and oids[dcs] == NameOID.DOMAIN_COMPONENT:
-        dcs += 1
-    rest = oids[dcs:]
-    return dcs >= 2 and rest in (
-        [NameOID.COMMON_NAME],
-        [NameOID.ORGANIZATIONAL_UNIT_NAME, NameOID.COMMON_NAME],
-    )
+    letters = []
+    o_cn_utf8 = True
+    for rdn in name.rdns:
+        if len(rdn) != 1:
+            return False
+        for attr in rdn:
+            letter = _FORM_LETTERS.get(attr.oid, "?")
+            letters.append(letter)
+            if (letter == "O" or letter == "N") and attr._type != _UTF8:
+                o_cn_utf8 = False
+    form = "".join(letters)
+    if form in _FORM_1 or (allow_c_o and form in _FORM_1_C_O):
+        return o_cn_utf8
+    return _FORM_2.fullmatch(form) is not None
 
 
 def _check_name_form(ctx: LintContext) -> Iterator[Violation]:
