@@ -166,11 +166,16 @@ class InChannelPskServer:
         """The authenticated ROF."""
         if self._matched is None:
             raise AuthenticationFailed(_FAILED)
+        # R45/R56: the text form must stay one-to-one with the identity bytes.  UTF-8 is
+        # reported as is; other bytes become lone surrogates (surrogateescape), which strict
+        # UTF-8 text never contains ("backslashreplace" made b"rof-\xff" and the ASCII
+        # identity "rof-\\xff" the same peer).
+        identity = self._matched.identity.decode("utf-8", "surrogateescape")
         return AuthenticatedPeer(
-            identity=self._matched.identity.decode("utf-8", "backslashreplace"),
+            identity=identity,
             method=Method.PSK_IN_CHANNEL,
             evidence={
-                "psk_identity": self._matched.identity.decode("utf-8", "backslashreplace"),
+                "psk_identity": identity,
                 "key_id": self._matched.key_id,
                 "channel_binding": self._binding.type,
             },

@@ -25,9 +25,9 @@ from cryptography.x509.verification import (
 )
 
 from capif8sec.certs import crl as crlmod
-from capif8sec.certs.facts import name_string
 from capif8sec.certs.identities import CertificateIdentities, identities_of
 from capif8sec.certs.lint import der_input, lint_certificate
+from capif8sec.certs.names import cert_names, crl_issuer
 from capif8sec.certs.parse import (
     MAX_CERTIFICATE_BYTES,
     CertificateInput,
@@ -139,7 +139,7 @@ class ChainValidator:
         self._max_depth = max_chain_depth
         self._fetcher = crl_fetcher
         self._lock = threading.Lock()
-        self._crls: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
+        self._crls: dict[bytes, list[x509.CertificateRevocationList]] = {}
         # keyed by (CRL signature, issuer): CRL objects are not hashable; signatures are unique
         self._checked_crls: dict[tuple[bytes, x509.Certificate], crlmod.CheckedCrl | CrlError] = {}
         self._ca_reports: dict[tuple[x509.Certificate, str, x509.Certificate], Report] = {}
@@ -174,10 +174,10 @@ class ChainValidator:
 
     def replace_crls(self, crls: Iterable[CrlInput]) -> None:
         """Swap the whole CRL set (e.g. after a periodic refresh); takes effect at once."""
-        by_issuer: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
+        by_issuer: dict[bytes, list[x509.CertificateRevocationList]] = {}
         for item in crls:
             parsed = load_crl(item)
-            by_issuer.setdefault(parsed.issuer, []).append(parsed)
+            by_issuer.setdefault(crl_issuer(parsed).der, []).append(parsed)
         with self._lock:
             self._crls = by_issuer
             self._checked_crls = {}
@@ -242,17 +242,24 @@ class ChainValidator:
         """
         role = self._profile.check_role(role) or role
         when = _utc(at)
-        certs = [load_certificate(c) for c in chain]
+        if not chain:
+            raise ChainValidationError("the chain is empty", rule="chain.path")
+        leaf_der = der_input(chain[0])
+        # The leaf is parsed afresh; CA elements (the same bytes on every handshake) are
+        # parsed once and reused, so their memoised names, lint reports and CRL checks apply.
+        certs = [load_certificate(chain[0])]
+        for item in chain[1:]:
+            certs.extend(self._intermediates(item))
         if len(certs) < 2 or certs[-1] not in self._anchors:
             raise ChainValidationError(
                 "the chain does not end at a configured trust anchor", rule="chain.path"
             )
         for child, parent in itertools.pairwise(certs):
-            if child.issuer != parent.subject:
+            if cert_names(child).issuer != cert_names(parent).subject:
                 raise ChainValidationError("the chain does not link up by name", rule="chain.path")
         for cert in certs:
             self._check_time(cert, when)
-        return self._finish(certs, role, when)
+        return self._finish(certs, role, when, leaf_der=leaf_der)
 
     def _finish(
         self,
@@ -282,13 +289,12 @@ class ChainValidator:
     def _check_time(self, cert: x509.Certificate, when: dt.datetime) -> None:
         if cert.not_valid_after_utc < when - self._skew:
             raise CertificateExpired(
-                f"certificate {cert.subject.rfc4514_string()} expired at "
-                f"{cert.not_valid_after_utc.isoformat()}",
+                f"certificate {_subject(cert)} expired at {cert.not_valid_after_utc.isoformat()}",
                 rule="chain.validity",
             )
         if cert.not_valid_before_utc > when + self._skew:
             raise CertificateExpired(
-                f"certificate {cert.subject.rfc4514_string()} is not valid before "
+                f"certificate {_subject(cert)} is not valid before "
                 f"{cert.not_valid_before_utc.isoformat()}",
                 rule="chain.validity",
             )
@@ -414,14 +420,14 @@ class ChainValidator:
                     continue
                 detail = "; ".join(problems) if problems else "no CRL of its issuer is available"
                 raise RevocationUnknown(
-                    f"revocation status of {cert.subject.rfc4514_string()} unknown: {detail}",
+                    f"revocation status of {_subject(cert)} unknown: {detail}",
                     rule="chain.crl" if problems else "chain.revocation",
                 )
             serials = self._serials(checked.crl)
             if serials is None or cert.serial_number in serials:
                 crlmod.check_revocation(checked, cert)
             number = f" #{checked.number}" if checked.number is not None else ""
-            statuses.append(f"good (CRL{number} of {name_string(issuer.subject)})")
+            statuses.append(f"good (CRL{number} of {_subject(issuer)})")
         return statuses
 
     def _usable_crl(
@@ -429,7 +435,7 @@ class ChainValidator:
     ) -> tuple[crlmod.CheckedCrl | None, list[str]]:
         problems: list[str] = []
         best: crlmod.CheckedCrl | None = None
-        for candidate in self._crls.get(issuer.subject, ()):
+        for candidate in self._crls.get(cert_names(issuer).subject.der, ()):
             try:
                 checked = crlmod.check_crl(self._checked(candidate, issuer), when, self._skew)
             except CrlError as exc:
@@ -572,3 +578,8 @@ def _cdp_urls(cert: x509.Certificate) -> list[str]:
     except Exception:
         return []
     return crl_urls(value)
+
+
+def _subject(cert: x509.Certificate) -> str:
+    """RFC 4514 subject for messages, from the raw names parsed once per certificate."""
+    return cert_names(cert).subject.rfc4514() or "(empty subject)"

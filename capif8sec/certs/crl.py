@@ -14,6 +14,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from capif8sec._der import DerError, iter_tlvs, read_tlv
 from capif8sec.certs.facts import _SIGNATURE_OIDS
+from capif8sec.certs.names import cert_names, crl_issuer
 from capif8sec.errors import CertificateRevoked, CrlError
 
 __all__ = ["CheckedCrl", "check_crl", "check_crl_signature", "check_revocation"]
@@ -50,7 +51,7 @@ class CheckedCrl:
 
 def _crl_name(crl: x509.CertificateRevocationList) -> str:
     try:
-        return crl.issuer.rfc4514_string()
+        return crl_issuer(crl).rfc4514()
     except Exception:
         return "(undecodable issuer)"
 
@@ -68,8 +69,9 @@ def check_crl_signature(
     """
     name = _crl_name(crl)
     try:
-        if crl.issuer != issuer.subject:
-            raise CrlError(f"CRL issuer {name} is not {issuer.subject.rfc4514_string()}")
+        issuer_name = cert_names(issuer).subject
+        if crl_issuer(crl) != issuer_name:
+            raise CrlError(f"CRL issuer {name} is not {issuer_name.rfc4514()}")
         _check_version(crl.tbs_certlist_bytes)
         kind, hash_name = _SIGNATURE_OIDS.get(
             crl.signature_algorithm_oid.dotted_string, ("unknown", None)
@@ -182,7 +184,7 @@ def check_revocation(checked: CheckedCrl, cert: x509.Certificate) -> None:
         raise
     except Exception as exc:
         raise CrlError(f"CRL entry cannot be decoded: {str(exc)[:200]}") from exc
-    subject = cert.subject.rfc4514_string()
+    subject = cert_names(cert).subject.rfc4514()
     raise CertificateRevoked(
         f"certificate {subject} (serial {cert.serial_number:#x}) is revoked"
         + (f": {reason}" if reason else ""),

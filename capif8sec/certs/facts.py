@@ -8,6 +8,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509 import ObjectIdentifier
 
+from capif8sec.certs.names import cert_names
+
 __all__ = ["CertFacts", "KeyFacts", "key_facts", "name_string", "security_bits_rsa"]
 
 # signatureAlgorithm OID -> (signature kind, hash name).  Mapping by OID (rather than asking
@@ -95,11 +97,14 @@ class CertFacts:
         "extensions",
         "key",
         "key_error",
+        "names",
         "signature_hash",
         "signature_kind",
     )
 
-    def __init__(self, cert: x509.Certificate) -> None:
+    def __init__(self, cert: x509.Certificate, der: bytes | None = None) -> None:
+        #: Subject and issuer, read from the DER once (see :mod:`capif8sec.certs.names`).
+        self.names = cert_names(cert, der)
         self.signature_kind, self.signature_hash = _signature(cert)
         self.key: KeyFacts | None
         self.key_error: str | None = None

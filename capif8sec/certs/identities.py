@@ -7,6 +7,8 @@ import ipaddress
 from attrs import frozen
 from cryptography import x509
 
+from capif8sec.certs.names import COMMON_NAME, cert_names
+
 __all__ = ["CertificateIdentities", "identities_of", "matches_reference"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -68,53 +70,22 @@ def identities_of(cert: x509.Certificate) -> CertificateIdentities:
             for a in san.get_values_for_type(x509.IPAddress)
             if isinstance(a, (ipaddress.IPv4Address, ipaddress.IPv6Address))
         ]
-    cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    cn = cns[-1].value if cns else None
+    cns = cert_names(cert).subject.values(COMMON_NAME)
+    cn = cns[-1] if cns else None
     return CertificateIdentities(
         tuple(uris), tuple(dns), tuple(ips), cn if isinstance(cn, str) else None
     )
 
 
-def _a_label(name: str) -> str:
-    name = name.rstrip(".").lower()
-    try:
-        return name.encode("idna").decode("ascii")
-    except UnicodeError:
-        return name
-
-
-def _dns_match(presented: str, reference: str) -> bool:
-    presented = _a_label(presented)
-    if presented == reference:
-        return True
-    if not presented.startswith("*."):
-        return False
-    suffix = presented[2:]
-    if suffix.count(".") < 1 or "*" in suffix:  # no "*.com", one wildcard, left-most only
-        return False
-    head, _, rest = reference.partition(".")
-    return bool(head) and rest == suffix
-
-
-def matches_reference(identities: CertificateIdentities, reference: str) -> bool:
+def matches_reference(
+    identities: CertificateIdentities, reference: str, *, legacy_cn: bool = False
+) -> bool:
     """Whether a certificate's SAN identities match a reference identity (RFC 9525 rules).
 
-    An IP reference matches only iPAddress SANs; a URI (``scheme:...``) matches a URI-ID exactly
-    (scheme case-insensitive); anything else is a DNS name, compared case-insensitively as
-    A-labels, where a presented wildcard may only be the whole left-most label.  The CN is never
-    consulted (R57).
+    Kept here for existing callers; the implementation (and its documentation) lives in
+    :func:`capif8sec.policy.identity.matches_reference`.  The CN is never consulted unless
+    ``legacy_cn=True`` and the certificate has no SAN identifier (R57).
     """
-    try:
-        ip = ipaddress.ip_address(reference)
-    except ValueError:
-        ip = None
-    if ip is not None:
-        return ip in identities.ip_addresses
-    if ":" in reference:
-        scheme, _, rest = reference.partition(":")
-        return any(
-            u.partition(":")[0].lower() == scheme.lower() and u.partition(":")[2] == rest
-            for u in identities.uris
-        )
-    ref = _a_label(reference)
-    return any(_dns_match(name, ref) for name in identities.dns_names)
+    from capif8sec.policy.identity import matches_reference as _matches_reference
+
+    return _matches_reference(identities, reference, legacy_cn=legacy_cn)

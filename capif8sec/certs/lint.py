@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from capif8sec.certs.facts import CertFacts, key_facts, name_string
+from capif8sec.certs.facts import CertFacts, key_facts
 from capif8sec.certs.parse import _PEM_CERT, CertificateInput, load_certificate
 from capif8sec.certs.profiles import Profile, check_deviations, get_profile
 from capif8sec.certs.report import Finding, Report, Severity
@@ -77,7 +77,8 @@ def lint_certificate(
     For callers that validated their arguments once (the chain validator).  ``der``, when
     given, must be the encoding ``cert`` was parsed from (see :func:`der_input`).
     """
-    if issuer_cert is None and cert.subject == cert.issuer:
+    facts = CertFacts(cert, der)
+    if issuer_cert is None and facts.names.subject == facts.names.issuer:
         issuer_cert = cert
     issuer_key = None
     if issuer_cert is not None:
@@ -85,7 +86,6 @@ def lint_certificate(
             issuer_key = key_facts(issuer_cert.public_key())
         except Exception:
             issuer_key = None
-    facts = CertFacts(cert)
     ctx = LintContext(cert, facts, prof, role, issuer_cert, issuer_key, devs)
 
     findings: list[Finding] = []
@@ -113,7 +113,7 @@ def lint_certificate(
                 )
             )
     return Report(
-        subject=_subject(cert),
+        subject=facts.names.subject.rfc4514() or "(empty subject)",
         profile=prof.name,
         role=role,
         findings=tuple(findings),
@@ -131,10 +131,3 @@ def _is_v3(cert: x509.Certificate) -> bool:
         return cert.version is x509.Version.v3
     except Exception:
         return False
-
-
-def _subject(cert: x509.Certificate) -> str:
-    try:
-        return name_string(cert.subject) or "(empty subject)"
-    except Exception:
-        return "(undecodable subject)"

@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from capif8sec._der import DerError, element_bounds
+from capif8sec.certs.names import cert_names, crl_issuer
 from capif8sec.errors import CertificateParseError, CrlError
 
 __all__ = [
@@ -137,8 +138,8 @@ def _checked_certificate(cert: x509.Certificate, der: bytes | None = None) -> x5
     if der is None and _CHECKED_OBJECTS.get(id(cert)) is cert:
         return cert
     try:
-        _ = (cert.subject, cert.issuer)
-    except Exception as exc:  # ValueError (bad DER), TypeError (bad attribute type), ...
+        cert_names(cert, der)  # parsed once per object, strictly, and kept for later use
+    except Exception as exc:  # DerError, ValueError from a re-encoding, ...
         raise CertificateParseError(
             f"the certificate's subject or issuer name cannot be decoded: {_short(exc)}"
         ) from exc
@@ -179,6 +180,7 @@ def _checked_crl(
     """The CRL issuer Name is decoded lazily too; a malformed one is a :class:`CrlError`."""
     try:
         _ = crl.issuer
+        crl_issuer(crl)
     except Exception as exc:
         raise CrlError(f"the CRL issuer name cannot be decoded: {_short(exc)}") from exc
     if not _signature_octet_aligned(crl.public_bytes(Encoding.DER)):

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from attrs import frozen
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509 import NameOID, ObjectIdentifier
+from cryptography.x509 import ObjectIdentifier
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from capif8sec.certs import names
 from capif8sec.certs.facts import CertFacts, KeyFacts
 from capif8sec.certs.report import Severity
 
@@ -316,16 +317,13 @@ def _oid_name(oid: ObjectIdentifier) -> str:
     return oid.dotted_string if name == "Unknown OID" else name
 
 
-_UTF8 = x509.name._ASN1Type.UTF8String
-
-
 # One letter per attribute type the name forms use; the forms are then plain string patterns.
 _FORM_LETTERS = {
-    NameOID.COUNTRY_NAME: "C",
-    NameOID.ORGANIZATION_NAME: "O",
-    NameOID.COMMON_NAME: "N",
-    NameOID.DOMAIN_COMPONENT: "D",
-    NameOID.ORGANIZATIONAL_UNIT_NAME: "U",
+    names.COUNTRY: "C",
+    names.ORGANIZATION: "O",
+    names.COMMON_NAME: "N",
+    names.DOMAIN_COMPONENT: "D",
+    names.ORG_UNIT: "U",
 }
 # Form 1: (C), O, CN with O and CN as UTF8String; the NF profile also allows (C), O.
 _FORM_1 = frozenset({"ON", "CON"})
@@ -334,7 +332,7 @@ _FORM_1_C_O = frozenset({"O", "CO"})
 _FORM_2 = re.compile("DD+U?N")
 
 
-def _name_form_ok(name: x509.Name, allow_c_o: bool) -> bool:
+def _name_form_ok(name: names.RawName, allow_c_o: bool) -> bool:
     letters = []
     o_cn_utf8 = True
     for rdn in name.rdns:
@@ -343,7 +341,7 @@ def _name_form_ok(name: x509.Name, allow_c_o: bool) -> bool:
         for attr in rdn:
             letter = _FORM_LETTERS.get(attr.oid, "?")
             letters.append(letter)
-            if (letter == "O" or letter == "N") and attr._type != _UTF8:
+            if (letter == "O" or letter == "N") and attr.tag != names.UTF8STRING:
                 o_cn_utf8 = False
     form = "".join(letters)
     if form in _FORM_1 or (allow_c_o and form in _FORM_1_C_O):
@@ -353,10 +351,10 @@ def _name_form_ok(name: x509.Name, allow_c_o: bool) -> bool:
 
 def _check_name_form(ctx: LintContext) -> Iterator[Violation]:
     allow_c_o = ctx.profile.name == "sba-nf"
-    for label, name in (("subject", ctx.cert.subject), ("issuer", ctx.cert.issuer)):
+    for label, name in (("subject", ctx.facts.names.subject), ("issuer", ctx.facts.names.issuer)):
         if not _name_form_ok(name, allow_c_o and label == "subject"):
             yield Violation(
-                f"{label} {name.rfc4514_string() or '(empty)'} is neither "
+                f"{label} {name.rfc4514() or '(empty)'} is neither "
                 "'(C), O, CN' (O and CN as UTF8String) nor 'cn, (ou), dc, dc'",
                 label,
             )

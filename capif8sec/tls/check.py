@@ -28,7 +28,6 @@ import ssl
 from typing import Any
 
 from attrs import field, frozen
-from cryptography import x509
 
 from capif8sec.certs.chain import VerifiedChain
 from capif8sec.certs.identities import CertificateIdentities, matches_reference
@@ -164,14 +163,10 @@ def _check(conn: Connection, at: dt.datetime | None) -> TlsPeer:
             "no certificate authentication happened: the peer presented no certificate"
         )
     peer_role = "client" if settings.side == "server" else "server"
-    try:
-        certs = [x509.load_der_x509_certificate(der) for der in chain_der]
-    except ValueError as exc:
-        raise HandshakeRejected(f"the peer's certificate does not parse: {exc}") from None
-    if len(certs) == 1:  # no chain exposed: full path validation with the configured anchors
-        verified = settings.validator.verify(certs[0], (), role=peer_role, at=at)
+    if len(chain_der) == 1:  # no chain exposed: full path validation with the anchors
+        verified = settings.validator.verify(chain_der[0], (), role=peer_role, at=at)
     else:
-        verified = settings.validator.check_verified_chain(certs, role=peer_role, at=at)
+        verified = settings.validator.check_verified_chain(chain_der, role=peer_role, at=at)
     identities = verified.identities
     if settings.side == "client":
         binding = ChannelBinding(TLS_SERVER_END_POINT, tls_server_end_point(chain_der[0]))

@@ -58,6 +58,9 @@ HAS_PSK: bool = bool(getattr(ssl, "HAS_PSK", False)) and hasattr(
 PSK_TLS13_SUITES: tuple[str, ...] = ("TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256")
 #: R47: TLS 1.2 PSK suites with forward secrecy that OpenSSL 3.0 has (RFC 5487).
 PSK_TLS12_SUITES: tuple[str, ...] = ("DHE-PSK-AES128-GCM-SHA256", "DHE-PSK-AES256-GCM-SHA384")
+#: PSK_MAX_IDENTITY_LEN (256) less the C string terminator: the longest identity OpenSSL's
+#: legacy PSK callbacks carry (measured: 255 bytes complete a handshake, 256 do not).
+_MAX_CALLBACK_IDENTITY = 255
 
 
 class PskUnavailable(TlsConfigError):
@@ -194,6 +197,15 @@ def psk_client_context(
         raise TlsConfigError(
             "Python's ssl carries PSK identities as UTF-8 text; this identity is not UTF-8"
         ) from None
+    # OpenSSL's PSK callbacks carry the identity as a C string in a 256-byte buffer: a NUL would
+    # silently cut it (the server would see, and attribute, a shorter identity) and a longer one
+    # makes every handshake fail without saying why.
+    if "\x00" in identity:
+        raise TlsConfigError("OpenSSL's PSK callbacks cannot carry an identity with a NUL byte")
+    if len(credential.identity) > _MAX_CALLBACK_IDENTITY:
+        raise TlsConfigError(
+            f"OpenSSL's PSK callbacks carry identities of at most {_MAX_CALLBACK_IDENTITY} bytes"
+        )
     key = credential.key
     ctx = _new("client")
     _psk_profile(ctx, profile, "client")
