@@ -58,11 +58,12 @@ class RawAttribute(NamedTuple):
 class RawName:
     """A Name: its exact DER and its RDNs, most significant first (as encoded)."""
 
-    __slots__ = ("der", "rdns")
+    __slots__ = ("_text", "der", "rdns")
 
     def __init__(self, der: bytes, rdns: tuple[tuple[RawAttribute, ...], ...]) -> None:
         self.der = der
         self.rdns = rdns
+        self._text: str | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RawName) and other.der == self.der
@@ -79,6 +80,11 @@ class RawName:
 
     def rfc4514(self) -> str:
         """RFC 4514 string, least significant RDN first (as cryptography renders it)."""
+        if self._text is None:
+            self._text = self._render()
+        return self._text
+
+    def _render(self) -> str:
         return ",".join(
             "+".join(f"{_LABELS.get(a.oid, a.oid)}={_escape(a.value)}" for a in rdn)
             for rdn in reversed(self.rdns)
@@ -163,6 +169,10 @@ def parse_name(der: bytes, start: int = 0, end: int | None = None) -> RawName:
     tag, pos, stop = element_bounds(der, start, len(der) if end is None else end)
     if tag != 0x30:
         raise DerError("a Name is not a SEQUENCE")
+    raw = der[start:stop]
+    known = _NAMES.get(raw)  # issuers repeat in every certificate they issue
+    if known is not None:
+        return known
     rdns = []
     while pos < stop:
         set_tag, set_pos, set_end = element_bounds(der, pos, stop)
@@ -186,7 +196,17 @@ def parse_name(der: bytes, start: int = 0, end: int | None = None) -> RawName:
             set_pos = a_end
         rdns.append(tuple(attrs))
         pos = set_end
-    return RawName(der[start:stop], tuple(rdns))
+    name = RawName(raw, tuple(rdns))
+    with _lock:
+        if len(_NAMES) >= _NAMES_MAX:
+            _NAMES.clear()
+        _NAMES[raw] = name
+    return name
+
+
+#: Parsed names by their exact DER (a pure function of the bytes; bounded).
+_NAMES: dict[bytes, RawName] = {}
+_NAMES_MAX = 4096
 
 
 class CertNames(NamedTuple):
