@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from cryptography import x509
 
+from capif8sec import credentials_cli
 from capif8sec.certs import (
     CHAIN_RULES,
     DEVIATIONS,
@@ -119,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="mint a test PKI, lint and validate it, show refusals")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    credentials_cli.add_subparser(sub)
     return parser
 
 
@@ -136,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_pki(args, sys.stdout)
         if args.command == "demo":
             return _cmd_demo(args, sys.stdout)
+        if args.command == "credentials":
+            return credentials_cli.run(args, sys.stdout)
     except UsageError as exc:
         print(f"capif8sec: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
