@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from cryptography import x509
 
-from capif8sec import credentials_cli
+from capif8sec import credentials_cli, serve_cli
 from capif8sec.certs import (
     CHAIN_RULES,
     DEVIATIONS,
@@ -93,16 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--list-rules", action="store_true", help="list every rule and exit")
 
-    p = sub.add_parser("serve", help="run the reference AzF endpoint (HTTPS, mutual TLS)")
-    p.add_argument("--cert", required=True, metavar="CHAIN.pem")
-    p.add_argument("--key", required=True, metavar="KEY.pem")
-    p.add_argument("--ca", required=True, action="append", metavar="CA.pem")
-    p.add_argument("--crl", action="append", default=[], metavar="FILE")
-    p.add_argument("--deviation", action="append", default=[], choices=sorted(DEVIATIONS))
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--tls13-only", action="store_true")
-    p.add_argument("--handshake-timeout", type=float, default=10.0, metavar="SECONDS")
+    serve_cli.add_subparser(sub)
 
     p = sub.add_parser("probe", help="check a live TLS endpoint against the profiles")
     p.add_argument("target", metavar="HOST:PORT")
@@ -131,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "lint":
             return _cmd_lint(args, sys.stdout)
         if args.command == "serve":
-            return _cmd_serve(args, sys.stdout)
+            return serve_cli.run(args, sys.stdout)
         if args.command == "probe":
             return _cmd_probe(args, sys.stdout)
         if args.command == "pki":
@@ -367,51 +358,6 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 # ----------------------------------------------------------------------------- serve, probe
-
-
-def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
-    import asyncio
-    import logging
-
-    from capif8sec import tls
-    from capif8sec.errors import TlsConfigError
-    from capif8sec.integrations.azf import serve
-
-    try:
-        ctx = tls.server_context(
-            present=tls.Identity.from_files(args.cert, args.key),
-            verify=tls.PeerVerification(
-                tuple(_read(p) for p in args.ca),
-                crls=tuple(_read(p) for p in args.crl),
-                deviations=tuple(args.deviation),
-            ),
-            profile=tls.TS33210_TLS13_ONLY if args.tls13_only else tls.TS33210,
-            alpn=["http/1.1"],
-        )
-    except TlsConfigError as exc:
-        raise UsageError(str(exc)) from None
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-    def ready(host: str, port: int) -> None:
-        shown = f"[{host}]" if ":" in host else host
-        out.write(f"listening on https://{shown}:{port}\n")
-        out.flush()
-
-    try:
-        asyncio.run(
-            serve(
-                ctx, args.host, args.port, handshake_timeout=args.handshake_timeout, on_ready=ready
-            )
-        )
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
-    return EXIT_OK
 
 
 def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:

@@ -36,11 +36,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from attrs import frozen
 
-from capif8sec.auth.base import AuthenticatedPeer
+from capif8sec.auth.base import AuthenticatedPeer, Exchange
+from capif8sec.auth.inchannel import InChannelPskClient
 from capif8sec.auth.scram import (
     ALLOW_PLAIN_SCRAM,
     MAX_MESSAGE_BYTES,
@@ -55,10 +56,14 @@ from capif8sec.errors import AuthenticationFailed, UsageError
 
 __all__ = [
     "MAX_HEADER_CHARS",
+    "PSK_SCHEME",
     "HttpAuthenticated",
     "HttpChallenge",
+    "HttpExchangeServer",
+    "HttpPskClient",
     "HttpScramClient",
     "HttpScramServer",
+    "http_psk_server",
     "parse_auth_params",
     "parse_challenges",
     "parse_credentials",
@@ -292,19 +297,20 @@ class HttpAuthenticated:
 
 @frozen
 class _Pending:
-    exchange: ScramServer
+    exchange: Exchange
     binding: ChannelBinding | AllowPlainScram
-    mechanism: str
+    scheme: str
     started: float
 
 
-class HttpScramServer:
-    """The server side of RFC 7804 SCRAM authentication, for one realm.  Thread-safe.
+class HttpExchangeServer:
+    """The server side of an RFC 7804-style two-round-trip exchange, for one realm.
 
-    :param new_exchange: makes a fresh :class:`~capif8sec.auth.scram.ScramServer` for a
-        channel binding, e.g. :meth:`ScramAuthenticator.exchange
-        <capif8sec.auth.scram.ScramAuthenticator.exchange>`.
-    :param realm: the protection space named in challenges (printable ASCII, no ``"``/``\\``).
+    Exchange-agnostic: ``new_exchange(binding)`` makes a fresh sans-I/O
+    :class:`~capif8sec.auth.Exchange` (SCRAM, the in-channel PSK proof, ...), and ``scheme``
+    names the HTTP authentication scheme for a binding.  Thread-safe; half-finished exchanges
+    are kept in a bounded table keyed by a random ``sid``, single use, expiring.
+
     :param max_pending: the most half-finished exchanges kept; beyond it the oldest is dropped.
     :param max_age: seconds a half-finished exchange is kept.
     :param clock: monotonic seconds (tests).
@@ -315,8 +321,9 @@ class HttpScramServer:
 
     def __init__(
         self,
-        new_exchange: Callable[[ChannelBinding | AllowPlainScram], ScramServer],
+        new_exchange: Callable[[ChannelBinding | AllowPlainScram], Exchange],
         *,
+        scheme: Callable[[ChannelBinding | AllowPlainScram], str],
         realm: str,
         max_pending: int = 1024,
         max_age: float = 30.0,
@@ -327,6 +334,7 @@ class HttpScramServer:
         if max_pending < 1 or max_age <= 0:
             raise UsageError("max_pending and max_age must be positive")
         self._new = new_exchange
+        self._scheme = scheme
         self._realm = realm
         self._max_pending = max_pending
         self._max_age = max_age
@@ -335,7 +343,7 @@ class HttpScramServer:
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
 
     def __repr__(self) -> str:
-        return f"<HttpScramServer realm={self._realm!r} pending={len(self._pending)}>"
+        return f"<{type(self).__name__} realm={self._realm!r} pending={len(self._pending)}>"
 
     @property
     def pending(self) -> int:
@@ -343,22 +351,26 @@ class HttpScramServer:
         with self._lock:
             return len(self._pending)
 
+    def scheme(self, channel_binding: ChannelBinding | AllowPlainScram) -> str:
+        """The authentication scheme name used on a connection with this binding."""
+        return self._scheme(channel_binding)
+
     def challenge(self, channel_binding: ChannelBinding | AllowPlainScram) -> str:
         """The initial ``WWW-Authenticate`` value for a request on this connection."""
-        return f'{_mechanism(channel_binding)} realm="{self._realm}"'
+        return f'{self._scheme(channel_binding)} realm="{self._realm}"'
 
     def handle(
         self, authorization: str, channel_binding: ChannelBinding | AllowPlainScram
     ) -> HttpChallenge | HttpAuthenticated:
         """Process an ``Authorization`` value received on a connection with ``channel_binding``.
 
-        :raises AuthenticationFailed: malformed header, wrong mechanism or realm, unknown or
-            expired ``sid``, a binding different from the first request's, or a failed SCRAM
-            step -- all with the same message.
+        :raises AuthenticationFailed: malformed header, wrong scheme or realm, unknown or
+            expired ``sid``, a binding different from the first request's, or a failed
+            exchange step -- all with the same message.
         """
-        mechanism = _mechanism(channel_binding)
-        scheme, params = parse_credentials(authorization)
-        if scheme.upper() != mechanism:
+        scheme = self._scheme(channel_binding)
+        name, params = parse_credentials(authorization)
+        if name.upper() != scheme.upper():
             raise _fail()
         realm = params.get("realm")
         if realm is not None and realm != self._realm:
@@ -366,15 +378,19 @@ class HttpScramServer:
         data = _data(params)
         sid = params.get("sid")
         if sid is None:
-            return self._first(data, channel_binding, mechanism)
-        return self._final(sid, data, channel_binding, mechanism)
+            return self._first(data, channel_binding, scheme)
+        return self._final(sid, data, channel_binding, scheme)
+
+    def _accepts(self, exchange: Exchange, scheme: str) -> bool:
+        """Whether a started exchange agrees with the scheme it came under (hook)."""
+        return True
 
     def _first(
-        self, data: bytes, binding: ChannelBinding | AllowPlainScram, mechanism: str
+        self, data: bytes, binding: ChannelBinding | AllowPlainScram, scheme: str
     ) -> HttpChallenge:
         exchange = self._new(binding)
         reply = exchange.receive(data)
-        if reply is None or exchange.mechanism != mechanism:
+        if reply is None or not self._accepts(exchange, scheme):
             raise _fail()
         sid = secrets.token_urlsafe(24)
         now = self._clock()
@@ -382,11 +398,11 @@ class HttpScramServer:
             self._expire(now)
             while len(self._pending) >= self._max_pending:
                 self._pending.popitem(last=False)
-            self._pending[sid] = _Pending(exchange, binding, mechanism, now)
-        return HttpChallenge(f"{mechanism} sid={sid}, data={_b64(reply)}")
+            self._pending[sid] = _Pending(exchange, binding, scheme, now)
+        return HttpChallenge(f"{scheme} sid={sid}, data={_b64(reply)}")
 
     def _final(
-        self, sid: str, data: bytes, binding: ChannelBinding | AllowPlainScram, mechanism: str
+        self, sid: str, data: bytes, binding: ChannelBinding | AllowPlainScram, scheme: str
     ) -> HttpAuthenticated:
         if _SID.fullmatch(sid) is None:
             raise _fail()
@@ -394,7 +410,7 @@ class HttpScramServer:
         with self._lock:
             self._expire(now)
             pending = self._pending.pop(sid, None)  # single use, success or not
-        if pending is None or pending.mechanism != mechanism:
+        if pending is None or pending.scheme != scheme:
             raise _fail()
         if not _same_binding(pending.binding, binding):
             raise _fail()
@@ -409,6 +425,57 @@ class HttpScramServer:
             if now - oldest.started < self._max_age:
                 break
             del self._pending[sid]
+
+
+class HttpScramServer(HttpExchangeServer):
+    """RFC 7804 SCRAM-SHA-256(-PLUS) authentication for one realm.  Thread-safe.
+
+    :param new_exchange: makes a fresh :class:`~capif8sec.auth.scram.ScramServer` for a
+        channel binding, e.g. :meth:`ScramAuthenticator.exchange
+        <capif8sec.auth.scram.ScramAuthenticator.exchange>`.
+    :param realm: the protection space named in challenges (printable ASCII, no ``"``/``\\``).
+    """
+
+    def __init__(
+        self,
+        new_exchange: Callable[[ChannelBinding | AllowPlainScram], ScramServer],
+        *,
+        realm: str,
+        max_pending: int = 1024,
+        max_age: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            new_exchange,
+            scheme=_mechanism,
+            realm=realm,
+            max_pending=max_pending,
+            max_age=max_age,
+            clock=clock,
+        )
+
+    def _accepts(self, exchange: Exchange, scheme: str) -> bool:
+        return isinstance(exchange, ScramServer) and exchange.mechanism == scheme
+
+
+#: The HTTP scheme of the in-channel PSK proof (capif8sec.auth.inchannel) over RFC 7804 framing.
+PSK_SCHEME: Final = "CAPIF8-PSK"
+
+
+def http_psk_server(
+    new_exchange: Callable[[ChannelBinding], Exchange], *, realm: str, **kwargs: Any
+) -> HttpExchangeServer:
+    """The in-channel PSK proof over RFC 7804-style headers (scheme ``CAPIF8-PSK``).
+
+    Only on channels whose server presented a certificate (a tls-server-end-point binding).
+    """
+
+    def make(binding: ChannelBinding | AllowPlainScram) -> Exchange:
+        if not isinstance(binding, ChannelBinding):
+            raise _fail()
+        return new_exchange(binding)
+
+    return HttpExchangeServer(make, scheme=lambda _: PSK_SCHEME, realm=realm, **kwargs)
 
 
 # --------------------------------------------------------------------------- client
@@ -471,6 +538,40 @@ class HttpScramClient:
 
         :raises AuthenticationFailed: malformed, another ``sid``, or a wrong server signature.
         """
+        params = parse_auth_params(authentication_info)
+        sid = params.get("sid")
+        if self._sid is None or sid is None or not hmac.compare_digest(sid, self._sid):
+            raise _fail()
+        self._client.verify(_data(params))
+
+
+class HttpPskClient:
+    """The ROF side of the in-channel PSK proof over RFC 7804-style headers (``CAPIF8-PSK``)."""
+
+    def __init__(self, client: InChannelPskClient) -> None:
+        self._client = client
+        self._sid: str | None = None
+
+    def __repr__(self) -> str:
+        return "<HttpPskClient>"
+
+    def first(self) -> str:
+        """The first ``Authorization`` value."""
+        return f"{PSK_SCHEME} data={_b64(self._client.first())}"
+
+    def final(self, www_authenticate: str) -> str:
+        """The second ``Authorization`` value, answering the server's challenge."""
+        for scheme, params in parse_challenges(www_authenticate):
+            if scheme.upper() == PSK_SCHEME:
+                sid = params.get("sid")
+                if sid is None or _SID.fullmatch(sid) is None:
+                    raise _fail()
+                self._sid = sid
+                return f"{PSK_SCHEME} sid={sid}, data={_b64(self._client.final(_data(params)))}"
+        raise _fail()
+
+    def verify(self, authentication_info: str) -> None:
+        """Check the server's proof in ``Authentication-Info``."""
         params = parse_auth_params(authentication_info)
         sid = params.get("sid")
         if self._sid is None or sid is None or not hmac.compare_digest(sid, self._sid):

@@ -1,0 +1,185 @@
+"""``capif8sec serve``: the reference AzF endpoint, in each of its ROF authentication modes.
+
+================================  ============================================================
+options                           ROFs authenticate by
+================================  ============================================================
+``--cert --key --ca``             client certificate (mutual TLS, TS 33.310 6.1.3a), required
+``--cert --key --credentials-db`` password (SCRAM-SHA-256-PLUS) or in-channel PSK proof, over
+                                  RFC 7804 headers bound to the server certificate; no client
+                                  certificate is requested
+``--psk-file``                    TLS-level external PSK (Python 3.13+), no certificate at all
+================================  ============================================================
+
+The first line on stdout, flushed, is ``listening on https://HOST:PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from capif8sec import tls
+from capif8sec.auth.http import HttpExchangeServer, HttpScramServer, http_psk_server
+from capif8sec.auth.inchannel import InChannelPskAuthenticator
+from capif8sec.auth.pskfile import load_psk_file
+from capif8sec.auth.scram import ScramAuthenticator
+from capif8sec.auth.stores import KeyEncryptionKey, MemoryStore, SqliteStore
+from capif8sec.certs import DEVIATIONS, identities_of, load_certificates
+from capif8sec.errors import Capif8secError, TlsConfigError, UsageError
+from capif8sec.integrations.azf import AzfApp, serve
+
+__all__ = ["add_subparser", "run"]
+
+KEK_ENV = "CAPIF8SEC_KEK"
+REALM = "capif8"
+
+
+def add_subparser(sub: argparse._SubParsersAction[Any]) -> None:
+    """Register ``serve`` on the main parser."""
+    p = sub.add_parser("serve", help="run the reference AzF endpoint (HTTPS)")
+    p.add_argument("--cert", metavar="CHAIN.pem", help="server certificate chain")
+    p.add_argument("--key", metavar="KEY.pem", help="server private key")
+    p.add_argument(
+        "--ca",
+        action="append",
+        default=[],
+        metavar="CA.pem",
+        help="trust anchors for ROF client certificates (mutual TLS)",
+    )
+    p.add_argument("--crl", action="append", default=[], metavar="FILE")
+    p.add_argument("--deviation", action="append", default=[], choices=sorted(DEVIATIONS))
+    p.add_argument(
+        "--psk-file",
+        metavar="FILE",
+        help="lines 'IDENTITY HEXKEY': a TLS-level PSK-only endpoint (Python 3.13+)",
+    )
+    p.add_argument(
+        "--credentials-db",
+        metavar="FILE",
+        help="SQLite credential store: password and in-channel PSK ROFs",
+    )
+    p.add_argument(
+        "--kek-file",
+        metavar="FILE",
+        help=f"key-encryption key of --credentials-db (hex); or set {KEK_ENV}",
+    )
+    p.add_argument(
+        "--ccf-identity",
+        metavar="NAME",
+        help="this CCF's identity PSKs are bound to (default: the certificate's "
+        "first DNS name, else ccf.capif.example)",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--tls13-only", action="store_true")
+    p.add_argument("--handshake-timeout", type=float, default=10.0, metavar="SECONDS")
+
+
+def _ccf_identity(args: argparse.Namespace) -> str:
+    if args.ccf_identity:
+        return str(args.ccf_identity)
+    if args.cert:
+        try:
+            names = identities_of(load_certificates(Path(args.cert).read_bytes())[0]).dns_names
+        except (OSError, Capif8secError):
+            names = ()
+        if names:
+            return names[0]
+    return "ccf.capif.example"
+
+
+def _kek(args: argparse.Namespace) -> KeyEncryptionKey:
+    if args.kek_file:
+        return KeyEncryptionKey.from_file(args.kek_file)
+    if os.environ.get(KEK_ENV):
+        return KeyEncryptionKey.from_hex(os.environ[KEK_ENV])
+    raise UsageError(f"--credentials-db needs a key-encryption key: --kek-file FILE or {KEK_ENV}")
+
+
+def _build(args: argparse.Namespace) -> tuple[tls.CapifContext, AzfApp]:
+    profile = tls.TS33210_TLS13_ONLY if args.tls13_only else tls.TS33210
+    ccf = _ccf_identity(args)
+    if args.psk_file:
+        if args.cert or args.ca or args.credentials_db:
+            raise UsageError(
+                "--psk-file makes a PSK-only endpoint: no --cert/--ca/--credentials-db"
+            )
+        from capif8sec.tls.psk import psk_server_context
+
+        store = MemoryStore()
+        store.add_psks(load_psk_file(Path(args.psk_file), ccf_identity=ccf))
+        return psk_server_context(store=store, ccf_identity=ccf, profile=profile), AzfApp()
+    if not (args.cert and args.key):
+        raise UsageError("serve needs --cert and --key (or --psk-file)")
+    if bool(args.ca) == bool(args.credentials_db):
+        raise UsageError(
+            "choose one way for ROFs to authenticate: --ca (client certificates) or "
+            "--credentials-db (password / in-channel PSK)"
+        )
+    present = tls.Identity.from_files(args.cert, args.key)
+    if args.ca:
+        verify = tls.PeerVerification(
+            tuple(Path(p).read_bytes() for p in args.ca),
+            crls=tuple(Path(p).read_bytes() for p in args.crl),
+            deviations=tuple(args.deviation),
+        )
+        ctx = tls.server_context(present=present, verify=verify, profile=profile, alpn=["http/1.1"])
+        return ctx, AzfApp()
+    db = SqliteStore(Path(args.credentials_db), _kek(args), create=False)
+    servers: list[HttpExchangeServer] = [
+        HttpScramServer(ScramAuthenticator(db).exchange, realm=REALM),
+        http_psk_server(InChannelPskAuthenticator(db, ccf).exchange, realm=REALM),
+    ]
+    ctx = tls.server_context(
+        present=present,
+        verify=tls.CLIENT_CERTIFICATE_NOT_REQUESTED,
+        profile=profile,
+        alpn=["http/1.1"],
+    )
+    return ctx, AzfApp(in_channel=servers)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the endpoint until interrupted; 2 on unusable configuration."""
+    try:
+        ctx, app = _build(args)
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except TlsConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except Capif8secError as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(str(exc)) from None
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    def ready(host: str, port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        out.write(f"listening on https://{shown}:{port}\n")
+        out.flush()
+
+    try:
+        asyncio.run(
+            serve(
+                ctx,
+                args.host,
+                args.port,
+                app=app,
+                handshake_timeout=args.handshake_timeout,
+                on_ready=ready,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    return 0
