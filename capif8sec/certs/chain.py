@@ -105,6 +105,9 @@ class ChainValidator:
     :param deviations: named deviations (see :data:`~capif8sec.certs.profiles.DEVIATIONS`).
     :param strict: report warnings as errors.
     :param clock_skew: tolerance for validity and CRL times (default 0, R24).
+    :param cache_size: how many parsed certificates and lint reports to keep, keyed by the
+        exact certificate bytes (0: none).  Only time-independent facts are kept; validity and
+        revocation are evaluated on every call (R26).
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class ChainValidator:
         clock_skew: dt.timedelta = dt.timedelta(0),
         max_intermediates: int = DEFAULT_MAX_INTERMEDIATES,
         max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+        cache_size: int = 4096,
     ) -> None:
         self._profile = get_profile(profile)
         if self._profile.is_ca:
@@ -136,24 +140,28 @@ class ChainValidator:
         if not 0 < max_chain_depth <= 16 or not 0 <= max_intermediates <= 64:
             raise UsageError("max_chain_depth must be 1..16 and max_intermediates 0..64")
         self._max_intermediates = max_intermediates
+        if cache_size < 0:
+            raise UsageError("cache_size must not be negative")
+        self._cache_size = cache_size
         self._max_depth = max_chain_depth
         self._fetcher = crl_fetcher
         self._lock = threading.Lock()
         self._crls: dict[bytes, list[x509.CertificateRevocationList]] = {}
         # keyed by (CRL signature, issuer): CRL objects are not hashable; signatures are unique
         self._checked_crls: dict[tuple[bytes, x509.Certificate], crlmod.CheckedCrl | CrlError] = {}
-        self._ca_reports: dict[tuple[x509.Certificate, str, x509.Certificate], Report] = {}
+        self._reports: dict[tuple[x509.Certificate, str, str | None, x509.Certificate], Report] = {}
         # The same memos by object identity, tried first: hashing and comparing certificates
         # costs microseconds each, and the CA objects recur (interned intermediates, anchors).
         # Entries hold the objects, so their ids cannot be reused while the entries exist.
-        self._ca_reports_by_id: dict[
-            tuple[int, str, int], tuple[x509.Certificate, x509.Certificate, Report]
+        self._reports_by_id: dict[
+            tuple[int, str, str | None, int], tuple[x509.Certificate, x509.Certificate, Report]
         ] = {}
         self._checked_crls_by_id: dict[
             tuple[int, int],
             tuple[x509.CertificateRevocationList, x509.Certificate, crlmod.CheckedCrl | CrlError],
         ] = {}
         self._parsed_intermediates: dict[bytes, tuple[x509.Certificate, ...]] = {}
+        self._identities_by_id: dict[int, tuple[x509.Certificate, CertificateIdentities]] = {}
         # id(CRL) -> (the CRL, its serials); None: the entries could not be listed
         self._revoked_serials: dict[
             int, tuple[x509.CertificateRevocationList, frozenset[int] | None]
@@ -207,7 +215,7 @@ class ChainValidator:
         """
         role = self._profile.check_role(role) or role
         when = _utc(at)
-        leaf_cert = load_certificate(leaf)
+        leaf_cert = self._certificate(leaf)
         pool: list[x509.Certificate] = []
         for item in intermediates:
             for cert in self._intermediates(item):
@@ -245,9 +253,10 @@ class ChainValidator:
         if not chain:
             raise ChainValidationError("the chain is empty", rule="chain.path")
         leaf_der = der_input(chain[0])
-        # The leaf is parsed afresh; CA elements (the same bytes on every handshake) are
-        # parsed once and reused, so their memoised names, lint reports and CRL checks apply.
-        certs = [load_certificate(chain[0])]
+        # Elements arrive as the same bytes on every handshake of the same peer: they are
+        # parsed once and reused, so their memoised names and lint reports apply (the validity
+        # and revocation checks below run every time).
+        certs = [self._certificate(chain[0])]
         for item in chain[1:]:
             certs.extend(self._intermediates(item))
         if len(certs) < 2 or certs[-1] not in self._anchors:
@@ -280,7 +289,7 @@ class ChainValidator:
             profile=self._profile.name,
             role=role,
             reports=tuple(reports),
-            identities=identities_of(leaf_cert),
+            identities=self._identities(leaf_cert),
             revocation=tuple(revocation),
             deviations=tuple(applied),
             validated_at=when,
@@ -342,23 +351,13 @@ class ChainValidator:
     ) -> list[Report]:
         # The elements were loaded (and checked) by load_certificate(s) on their way in, and the
         # profile, role and deviations were validated once: lint_certificate skips redoing it.
-        reports = [
-            lint_certificate(
-                chain[0],
-                self._profile,
-                role,
-                chain[1],
-                self._deviations,
-                self._strict,
-                der=leaf_der,
-            )
-        ]
+        reports = [self._report(chain[0], self._profile, role, chain[1], leaf_der)]
         for i, cert in enumerate(chain[1:], start=1):
             issuer = chain[i + 1] if i + 1 < len(chain) else cert
             profile = TLS_CA if i == 1 else INTERCONNECTION_CA
             if i == 1 and "intermediate-below-tls-ca" in self._deviations:
                 profile = TLS_CA if _path_len(cert) == 0 else INTERCONNECTION_CA
-            reports.append(self._ca_report(cert, profile, issuer))
+            reports.append(self._report(cert, profile, None, issuer))
         bad = [r for r in reports if not r.compliant]
         if bad:
             tls_ca = reports[1] if len(reports) > 1 else None
@@ -379,25 +378,39 @@ class ChainValidator:
             )
         return reports
 
-    def _ca_report(
-        self, cert: x509.Certificate, profile: Profile, issuer: x509.Certificate
+    def _report(
+        self,
+        cert: x509.Certificate,
+        profile: Profile,
+        role: str | None,
+        issuer: x509.Certificate,
+        der: bytes | None = None,
     ) -> Report:
-        ids = (id(cert), profile.name, id(issuer))
-        seen = self._ca_reports_by_id.get(ids)
+        """The lint report of ``cert`` as ``profile``/``role`` under ``issuer``, memoised.
+
+        A lint report is a pure function of the certificate's bytes, its issuer's, the profile,
+        role and deviations (which are fixed per validator): it holds nothing that changes with
+        time.  Validity and revocation -- the time-dependent validation results that R26 forbids
+        keeping beyond a connection -- are recomputed on every call.
+        """
+        ids = (id(cert), profile.name, role, id(issuer))
+        seen = self._reports_by_id.get(ids)
         if seen is not None and seen[0] is cert and seen[1] is issuer:
             return seen[2]
-        key = (cert, profile.name, issuer)
-        report = self._ca_reports.get(key)
+        key = (cert, profile.name, role, issuer)
+        report = self._reports.get(key)
         if report is None:
-            report = lint_certificate(cert, profile, None, issuer, self._deviations, self._strict)
+            report = lint_certificate(
+                cert, profile, role, issuer, self._deviations, self._strict, der=der
+            )
             with self._lock:
-                if len(self._ca_reports) > 4096:
-                    self._ca_reports.clear()
-                self._ca_reports[key] = report
+                if len(self._reports) > self._cache_size:
+                    self._reports.clear()
+                self._reports[key] = report
         with self._lock:
-            if len(self._ca_reports_by_id) > 4096:
-                self._ca_reports_by_id.clear()
-            self._ca_reports_by_id[ids] = (cert, issuer, report)
+            if len(self._reports_by_id) > self._cache_size:
+                self._reports_by_id.clear()
+            self._reports_by_id[ids] = (cert, issuer, report)
         return report
 
     def _check_revocation(self, chain: Sequence[x509.Certificate], when: dt.datetime) -> list[str]:
@@ -462,20 +475,41 @@ class ChainValidator:
                     return checked, problems
         return best, problems
 
-    def _intermediates(self, item: CertificateInput) -> list[x509.Certificate]:
-        """``load_certificates(item)``, remembered by the input bytes.
+    def _identities(self, cert: x509.Certificate) -> CertificateIdentities:
+        """``identities_of(cert)``, memoised per certificate object (a function of its bytes)."""
+        seen = self._identities_by_id.get(id(cert))
+        if seen is not None and seen[0] is cert:
+            return seen[1]
+        identities = identities_of(cert)
+        if self._cache_size:
+            with self._lock:
+                if len(self._identities_by_id) >= self._cache_size:
+                    self._identities_by_id.clear()
+                self._identities_by_id[id(cert)] = (cert, identities)
+        return identities
 
-        Peers send the same CA certificates in every handshake; parsing them again would redo
-        work (names, extensions, the public key) that depends on the bytes only.  Leaves are
-        never taken from here.
+    def _certificate(self, item: CertificateInput) -> x509.Certificate:
+        """Exactly one certificate, parsed once per distinct DER input (see _intermediates)."""
+        if isinstance(item, bytes) and self._cache_size and der_input(item) is not None:
+            certs = self._intermediates(item)
+            if len(certs) == 1:
+                return certs[0]
+        return load_certificate(item)
+
+    def _intermediates(self, item: CertificateInput) -> list[x509.Certificate]:
+        """``load_certificates(item)``, remembered by the input bytes (bounded).
+
+        Peers send the same certificates in every handshake; parsing them again would redo work
+        (names, extensions, the public key) that depends on the bytes only.  A certificate
+        object is immutable, so sharing it between calls shares no validation result.
         """
-        if not isinstance(item, bytes) or len(item) > MAX_CERTIFICATE_BYTES:
+        if not isinstance(item, bytes) or len(item) > MAX_CERTIFICATE_BYTES or not self._cache_size:
             return load_certificates(item)
         certs = self._parsed_intermediates.get(item)
         if certs is None:
             certs = tuple(load_certificates(item))
             with self._lock:
-                if len(self._parsed_intermediates) >= 64:
+                if len(self._parsed_intermediates) >= self._cache_size:
                     self._parsed_intermediates.clear()
                 self._parsed_intermediates[item] = certs
         return list(certs)
