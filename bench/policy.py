@@ -1,0 +1,164 @@
+"""Benchmark: policy decisions per second with 10 rules and with 1,000,000 rules.
+
+Two policies of the same shape are built programmatically: rule ``r<N>`` lets the ROF whose
+certificate carries the URI-ID ``urn:capif:rof:rof-<N>`` answer authorization requests (and
+revoke) for the owner ``msisdn-49<N, 10 digits>``, for two purposes, authenticated by
+certificate or PSK.  One policy has 10 such rules, the other 1,000,000 (exact identities).
+
+Each decision is :meth:`capif8sec.policy.PolicyEngine.decide` on a certificate-authenticated
+peer (an ``AuthenticatedPeer`` over a ``TlsPeer`` whose SAN holds the URI-ID): identity
+extraction, the revocation check, the rule lookup, the decision record, and the audit check
+(the ``capif8sec.policy.audit`` logger is left at its default level, so records are built only
+if someone listens).  Every ``--deny-every``-th request asks for another ROF's owner and must
+be denied; the rest must be allowed; both are counted and checked.
+
+The machine is shared and noisy, so both engines run in the same process, in alternating
+rounds (ABBA order), each round on fresh random picks; the time is the process CPU time; each
+round's time ratio big/small is taken and the median is the result.  The last line printed is
+that ratio (goal: within 1.5x).  Not a test: run it directly or with ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+
+from capif8sec.auth.base import AuthenticatedPeer, Method
+from capif8sec.certs.identities import CertificateIdentities
+from capif8sec.policy import Operation, Policy, PolicyEngine, PolicyRequest, Rule
+from capif8sec.tls.check import TlsPeer
+
+GOAL_RATIO = 1.5
+GOAL_RATE = 200_000
+
+OPERATIONS = frozenset({Operation.AUTHORIZE, Operation.REVOKE})
+METHODS = frozenset({Method.CERTIFICATE, Method.PSK})
+PURPOSES = ("service-assurance", "fraud-prevention")
+
+
+def owner(n: int) -> str:
+    """The resource owner of ROF ``n``."""
+    return f"msisdn-49{n:010d}"
+
+
+def build(rules: int) -> PolicyEngine:
+    """An engine whose policy has ``rules`` rules, one per ROF."""
+    return PolicyEngine(
+        Policy(
+            Rule(f"r{n}", f"uri:urn:capif:rof:rof-{n}", owner(n), OPERATIONS, METHODS, PURPOSES)
+            for n in range(rules)
+        )
+    )
+
+
+def peer(n: int) -> AuthenticatedPeer:
+    """ROF ``n`` as the certificate authenticator hands it over."""
+    uri = f"urn:capif:rof:rof-{n}"
+    tls = TlsPeer(
+        "server",
+        "TLSv1.3",
+        "TLS_AES_128_GCM_SHA256",
+        "certificate",
+        CertificateIdentities(uris=(uri,)),
+        None,
+        None,
+        None,
+    )
+    return AuthenticatedPeer(uri, Method.CERTIFICATE, {"tls_version": "TLSv1.3"}, tls)
+
+
+def workload(
+    rng: random.Random, rofs: int, count: int, deny_every: int
+) -> list[tuple[AuthenticatedPeer, PolicyRequest]]:
+    """``count`` (peer, request) pairs for random ROFs; every ``deny_every``-th asks for the
+    owner of another ROF."""
+    out = []
+    for i in range(count):
+        n = rng.randrange(rofs)
+        asked = (n + 1) % rofs if deny_every and i % deny_every == deny_every - 1 else n
+        request = PolicyRequest(Operation.AUTHORIZE, owner(asked), PURPOSES[i % 2])
+        out.append((peer(n), request))
+    return out
+
+
+def run(
+    engine: PolicyEngine, work: Sequence[tuple[AuthenticatedPeer, PolicyRequest]]
+) -> tuple[float, int]:
+    """CPU seconds taken to decide every pair, and how many were allowed."""
+    decide = engine.decide
+    start = time.process_time()
+    allowed = 0
+    for p, r in work:
+        if decide(p, r).allowed:
+            allowed += 1
+    return time.process_time() - start, allowed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--small", type=int, default=10, help="rules in the small policy")
+    parser.add_argument("--big", type=int, default=1_000_000, help="rules in the big policy")
+    parser.add_argument("--decisions", type=int, default=20_000, help="decisions per round")
+    parser.add_argument("--rounds", type=int, default=12, help="alternating rounds")
+    parser.add_argument(
+        "--deny-every", type=int, default=10, help="every Nth request is denied (0: none)"
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    gc.disable()  # building a million rules is much faster without the cyclic collector
+    engines = {"small": (build(args.small), args.small), "big": (build(args.big), args.big)}
+    gc.enable()
+    gc.collect()
+    print(
+        f"built policies of {args.small} and {args.big} rules in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    rng = random.Random(8)  # picking ROFs, not keys
+    denied_per_round = args.decisions // args.deny_every if args.deny_every else 0
+    for engine, n in engines.values():  # sanity check, and the warm-up of both
+        _, allowed = run(engine, workload(rng, n, args.decisions, args.deny_every))
+        if allowed != args.decisions - denied_per_round:
+            sys.exit(f"{allowed} allowed of {args.decisions}, expected {denied_per_round} denied")
+
+    times: dict[str, list[float]] = {"small": [], "big": []}
+    ratios: list[float] = []
+    for r in range(args.rounds):
+        order = ["small", "big"] if r % 2 == 0 else ["big", "small"]
+        took = {}
+        for name in order:
+            engine, n = engines[name]
+            work = workload(rng, n, args.decisions, args.deny_every)
+            took[name], allowed = run(engine, work)
+            if allowed != args.decisions - denied_per_round:
+                sys.exit(f"{name}: {allowed} allowed of {args.decisions}")
+            times[name].append(took[name] / args.decisions)
+        ratios.append(took["big"] / took["small"])
+        print(
+            f"  round {r + 1:2}: {args.small} rules {1e6 * times['small'][-1]:5.2f} us, "
+            f"{args.big} rules {1e6 * times['big'][-1]:5.2f} us per decision "
+            f"({ratios[-1]:4.2f}x)"
+        )
+    rates = {name: 1 / statistics.median(t) for name, t in times.items()}
+    for name, n in (("small", args.small), ("big", args.big)):
+        print(
+            f"{n:>9} rules: {rates[name]:9,.0f} decisions/s (median of rounds; "
+            f"goal >= {GOAL_RATE:,})"
+        )
+    ratio = statistics.median(ratios)
+    print(
+        f"ratio {args.big}/{args.small} rules decision time: {ratio:.2f}x "
+        f"(range {min(ratios):.2f}x to {max(ratios):.2f}x; goal <= {GOAL_RATIO:g}x)"
+    )
+    missed = ratio > GOAL_RATIO or min(rates.values()) < GOAL_RATE
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
