@@ -10,6 +10,11 @@ options                           ROFs authenticate by
 ``--psk-file``                    TLS-level external PSK (Python 3.13+), no certificate at all
 ================================  ============================================================
 
+With ``--policy FILE`` (and ``--requests FILE``, the authorization requests this CCF sent) the
+endpoint also accepts CAPIF-8 messages from authenticated ROFs, checked by the policy guard:
+``POST /capif8/v1/authorization-responses`` and ``POST /capif8/v1/revocations``.  SIGHUP reloads
+the policy file.
+
 The first line on stdout, flushed, is ``listening on https://HOST:PORT``.
 """
 
@@ -17,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,9 +36,11 @@ from capif8sec.auth.inchannel import InChannelPskAuthenticator
 from capif8sec.auth.pskfile import load_psk_file
 from capif8sec.auth.scram import ScramAuthenticator
 from capif8sec.auth.stores import KeyEncryptionKey, MemoryStore, SqliteStore
+from capif8sec.capif8 import MessageGuard, ResourceOwnerAuthorizationRequest
 from capif8sec.certs import DEVIATIONS, identities_of, load_certificates
 from capif8sec.errors import Capif8secError, TlsConfigError, UsageError
-from capif8sec.integrations.azf import AzfApp, serve
+from capif8sec.integrations.azf import AzfApp, Capif8Endpoint, serve
+from capif8sec.policy import PolicyEngine
 
 __all__ = ["add_subparser", "run"]
 
@@ -74,6 +83,17 @@ def add_subparser(sub: argparse._SubParsersAction[Any]) -> None:
         help="this CCF's identity PSKs are bound to (default: the certificate's "
         "first DNS name, else ccf.capif.example)",
     )
+    p.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="TOML policy: enables the CAPIF-8 endpoints (reloaded on SIGHUP)",
+    )
+    p.add_argument(
+        "--requests",
+        metavar="FILE",
+        help="JSON list of the authorization requests this CCF sent (responses "
+        "are matched to them by requestId)",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--tls13-only", action="store_true")
@@ -101,9 +121,34 @@ def _kek(args: argparse.Namespace) -> KeyEncryptionKey:
     raise UsageError(f"--credentials-db needs a key-encryption key: --kek-file FILE or {KEK_ENV}")
 
 
+def _capif8(args: argparse.Namespace) -> tuple[Capif8Endpoint | None, PolicyEngine | None]:
+    if not args.policy:
+        if args.requests:
+            raise UsageError("--requests goes with --policy")
+        return None, None
+    engine = PolicyEngine.from_file(args.policy)
+    outstanding: list[ResourceOwnerAuthorizationRequest] = []
+    if args.requests:
+        try:
+            items = json.loads(Path(args.requests).read_bytes())
+        except ValueError as exc:
+            raise UsageError(f"--requests {args.requests}: not JSON: {exc}") from None
+        if not isinstance(items, list):
+            raise UsageError(f"--requests {args.requests}: a JSON list of requests")
+        for i, item in enumerate(items):
+            try:
+                outstanding.append(ResourceOwnerAuthorizationRequest.from_dict(item))
+            except UsageError as exc:
+                raise UsageError(f"--requests {args.requests} [{i}]: {exc}") from None
+    return Capif8Endpoint(MessageGuard(engine), outstanding), engine
+
+
 def _build(args: argparse.Namespace) -> tuple[tls.CapifContext, AzfApp]:
     profile = tls.TS33210_TLS13_ONLY if args.tls13_only else tls.TS33210
     ccf = _ccf_identity(args)
+    capif8, engine = _capif8(args)
+    if engine is not None:
+        _reload_on_sighup(engine, args.policy)
     if args.psk_file:
         if args.cert or args.ca or args.credentials_db:
             raise UsageError(
@@ -113,7 +158,8 @@ def _build(args: argparse.Namespace) -> tuple[tls.CapifContext, AzfApp]:
 
         store = MemoryStore()
         store.add_psks(load_psk_file(Path(args.psk_file), ccf_identity=ccf))
-        return psk_server_context(store=store, ccf_identity=ccf, profile=profile), AzfApp()
+        ctx = psk_server_context(store=store, ccf_identity=ccf, profile=profile)
+        return ctx, AzfApp(capif8=capif8)
     if not (args.cert and args.key):
         raise UsageError("serve needs --cert and --key (or --psk-file)")
     if bool(args.ca) == bool(args.credentials_db):
@@ -129,7 +175,7 @@ def _build(args: argparse.Namespace) -> tuple[tls.CapifContext, AzfApp]:
             deviations=tuple(args.deviation),
         )
         ctx = tls.server_context(present=present, verify=verify, profile=profile, alpn=["http/1.1"])
-        return ctx, AzfApp()
+        return ctx, AzfApp(capif8=capif8)
     db = SqliteStore(Path(args.credentials_db), _kek(args), create=False)
     servers: list[HttpExchangeServer] = [
         HttpScramServer(ScramAuthenticator(db).exchange, realm=REALM),
@@ -141,7 +187,22 @@ def _build(args: argparse.Namespace) -> tuple[tls.CapifContext, AzfApp]:
         profile=profile,
         alpn=["http/1.1"],
     )
-    return ctx, AzfApp(in_channel=servers)
+    return ctx, AzfApp(in_channel=servers, capif8=capif8)
+
+
+def _reload_on_sighup(engine: PolicyEngine, path: str) -> None:
+    """Reload the policy on SIGHUP; a broken file is logged and the old policy kept."""
+    if not hasattr(signal, "SIGHUP"):  # pragma: no cover - not on Windows
+        return
+
+    def reload(signum: int, frame: object) -> None:
+        try:
+            engine.reload_file(path)
+            logging.getLogger("capif8sec.serve").info("policy %s reloaded", path)
+        except Capif8secError as exc:
+            logging.getLogger("capif8sec.serve").error("policy %s not reloaded: %s", path, exc)
+
+    signal.signal(signal.SIGHUP, reload)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:

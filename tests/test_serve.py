@@ -354,3 +354,121 @@ def test_unauthenticated_requests_get_no_identity(pki_dir: Path, credentials_db:
         s.close()
         status, _, _, _ = _request(port, ctx)  # ... and the server keeps serving
         assert status == 401
+
+
+POLICY = """
+version = "test"
+[[rule]]
+id = "rof-1-answers"
+identities = ["uri:urn:capif:rof:rof-1"]
+owners = ["msisdn-491700000001"]
+operations = ["authorize"]
+methods = ["certificate"]
+
+[[rule]]
+id = "rof-1-revokes"
+identities = ["uri:urn:capif:rof:rof-1"]
+owners = ["msisdn-491700000001"]
+operations = ["revoke"]
+methods = ["certificate"]
+"""
+
+
+def _post(port: int, ctx: ssl.SSLContext, path: str, body: bytes) -> tuple[int, bytes]:
+    sock, _ = blocking.connect("127.0.0.1", port, ctx, server_hostname="ccf.capif.example")
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: ccf\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    data = b""
+    sock.settimeout(5)
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    head, _, payload = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), payload
+
+
+def test_capif8_endpoint_with_policy(pki_dir: Path, tmp_path: Path) -> None:
+    """R56, R59: TLS, authentication, policy and the message guard, exercised from outside."""
+    import datetime as dt
+
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    request = {
+        "requestId": "req-1",
+        "apiInvokerInfo": {"apiInvokerId": "INV-42"},
+        "appServiceInfo": {"aspId": "asp-1", "appId": "app-1"},
+        "purposeOfDataProcessing": "service-assurance",
+        "resOwnerId": "msisdn-491700000001",
+        "requestedItems": [{"apiName": "3gpp-monitoring-event", "operations": ["read"]}],
+        "expiry": later,
+    }
+    (tmp_path / "policy.toml").write_text(POLICY)
+    (tmp_path / "requests.json").write_text(json.dumps([request]))
+
+    def response(**changes: object) -> bytes:
+        body: dict[str, object] = {
+            "requestId": "req-1",
+            "resOwnerId": "msisdn-491700000001",
+            "expiry": soon,
+            "decisions": [{"apiName": "3gpp-monitoring-event", "granted": True, "scope": ["read"]}],
+        }
+        body.update(changes)
+        return json.dumps(body).encode()
+
+    revocation = {
+        "resOwnerId": "msisdn-491700000001",
+        "apiInvokerId": "INV-42",
+        "appServiceInfo": {"aspId": "asp-1", "appId": "app-1"},
+        "reason": "the owner withdrew consent",
+        "allItems": True,
+    }
+    with _serve(
+        "--cert",
+        str(pki_dir / "ccf-server.pem"),
+        "--key",
+        str(pki_dir / "ccf-server.key"),
+        "--ca",
+        str(pki_dir / "root-ca.pem"),
+        "--crl",
+        str(pki_dir / "tls-ca.crl.pem"),
+        "--policy",
+        str(tmp_path / "policy.toml"),
+        "--requests",
+        str(tmp_path / "requests.json"),
+    ) as port:
+        ctx = _client(pki_dir, certificate=True)
+        status, _ = _post(port, ctx, "/capif8/v1/authorization-responses", response())
+        assert status == 204
+        status, body = _post(
+            port,
+            ctx,
+            "/capif8/v1/authorization-responses",
+            response(
+                decisions=[
+                    {
+                        "apiName": "3gpp-monitoring-event",
+                        "granted": True,
+                        "scope": ["read", "write"],
+                    }
+                ]
+            ),
+        )
+        assert status == 403  # grants more than was asked
+        assert json.loads(body)["cause"] == "exceeds-request"
+        status, _ = _post(
+            port, ctx, "/capif8/v1/authorization-responses", response(requestId="req-unknown")
+        )
+        assert status == 404
+        status, body = _post(port, ctx, "/capif8/v1/authorization-responses", b"{not json")
+        assert status == 400
+        status, _ = _post(port, ctx, "/capif8/v1/revocations", json.dumps(revocation).encode())
+        assert status == 204
+        other = {**revocation, "resOwnerId": "msisdn-491700000002"}
+        status, body = _post(port, ctx, "/capif8/v1/revocations", json.dumps(other).encode())
+        assert status == 403  # an owner this ROF does not serve
+        assert json.loads(body)["cause"] == "owner-not-allowed"
+        status, _ = _post(port, ctx, "/capif8/v1/revocations", b"x" * (1 << 20))
+        assert status == 413

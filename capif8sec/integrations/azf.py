@@ -17,13 +17,18 @@ Paths:
 
 - ``GET /whoami`` -- 200, JSON: the authenticated identity, the authentication method, TLS
   version and suite.
-- anything else -- 404 (405 for other methods on ``/whoami``).
+- with a policy (``capif8sec serve --policy``): ``POST /capif8/v1/authorization-responses`` and
+  ``POST /capif8/v1/revocations`` -- a CAPIF-8 message from the authenticated ROF, checked by
+  the :class:`~capif8sec.capif8.MessageGuard`: 204, or problem details (400 malformed, 403
+  refused with the reason code as ``cause``, 404 unknown ``requestId``, 413 too large).
+- anything else -- 404 (405 for a wrong method).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -35,12 +40,30 @@ from capif8sec.auth.base import AuthenticatedPeer
 from capif8sec.auth.certificate import CertificateAuthenticator
 from capif8sec.auth.http import HttpAuthenticated, HttpExchangeServer
 from capif8sec.auth.psk import TlsPskAuthenticator
+from capif8sec.capif8.guard import MessageGuard, MessageRefused
+from capif8sec.capif8.messages import (
+    MAX_JSON_BYTES,
+    MessageError,
+    ResourceOwnerAuthorizationRequest,
+    ResourceOwnerAuthorizationResponse,
+    RevocationNotification,
+)
 from capif8sec.errors import AuthenticationFailed
 from capif8sec.integrations.aio import DEFAULT_HANDSHAKE_TIMEOUT, start_server
 from capif8sec.tls.check import TlsPeer
 from capif8sec.tls.context import CapifContext
 
-__all__ = ["MAX_REQUEST_HEAD", "REQUEST_TIMEOUT", "AzfApp", "Request", "parse_request", "serve"]
+__all__ = [
+    "MAX_REQUEST_HEAD",
+    "REQUEST_TIMEOUT",
+    "RESPONSES_PATH",
+    "REVOCATIONS_PATH",
+    "AzfApp",
+    "Capif8Endpoint",
+    "Request",
+    "parse_request",
+    "serve",
+]
 
 log = logging.getLogger("capif8sec.integrations.azf")
 
@@ -48,6 +71,8 @@ log = logging.getLogger("capif8sec.integrations.azf")
 MAX_REQUEST_HEAD = 16 * 1024
 #: Most header fields accepted in one request.
 MAX_HEADERS = 64
+#: Largest request body accepted (a CAPIF-8 message is at most 64 KiB).
+MAX_BODY = MAX_JSON_BYTES
 #: Seconds a client gets to send its request head after the handshake.
 REQUEST_TIMEOUT = 10.0
 
@@ -108,6 +133,73 @@ def whoami(peer: AuthenticatedPeer, tls: TlsPeer) -> dict[str, Any]:
     }
 
 
+class Capif8Endpoint:
+    """The CCF side of CAPIF-8: ROFs deliver responses and revocations, checked by the guard.
+
+    :param guard: the policy guard (its engine's reloads and revocations apply at once).
+    :param outstanding: the authorization requests this CCF sent, by ``requestId``; a response
+        is checked against the request it answers (R59: no more than was asked).
+    """
+
+    def __init__(
+        self,
+        guard: MessageGuard,
+        outstanding: Sequence[ResourceOwnerAuthorizationRequest] = (),
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._guard = guard
+        self._outstanding = {r.request_id: r for r in outstanding}
+        self._clock = clock
+
+    def handle(self, path: str, body: bytes, peer: AuthenticatedPeer) -> bytes:
+        """The HTTP response to ``POST path`` with ``body`` from the authenticated ``peer``."""
+        try:
+            if path == RESPONSES_PATH:
+                response = ResourceOwnerAuthorizationResponse.from_json(body)
+                original = self._outstanding.get(response.request_id)
+                if original is None:
+                    return _problem(404, "Not Found", "unknown requestId")
+                self._guard.check_response(peer, response, original, self._clock())
+            else:
+                self._guard.check_revocation(peer, RevocationNotification.from_json(body))
+        except MessageError as exc:
+            return _problem(
+                400,
+                "Bad Request",
+                "malformed message",
+                invalid=[{"param": exc.path or "$", "reason": exc.problem}],
+            )
+        except MessageRefused as exc:
+            return _problem(403, "Forbidden", "refused by policy", cause=str(exc.reason))
+        return b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+
+
+#: The CAPIF-8 paths the reference AzF endpoint serves (POST, application/json).
+RESPONSES_PATH = "/capif8/v1/authorization-responses"
+REVOCATIONS_PATH = "/capif8/v1/revocations"
+
+
+def _problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    cause: str | None = None,
+    invalid: list[dict[str, str]] | None = None,
+) -> bytes:
+    body: dict[str, Any] = {"status": status, "title": title, "detail": detail}
+    if cause is not None:
+        body["cause"] = cause
+    if invalid is not None:
+        body["invalidParams"] = invalid
+    payload = json.dumps(body, sort_keys=True).encode()
+    head = (
+        f"HTTP/1.1 {status} {title}\r\nContent-Type: application/problem+json\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + payload
+
+
 class AzfApp:
     """The request logic of the reference AzF endpoint (no sockets: see :func:`serve`).
 
@@ -115,19 +207,26 @@ class AzfApp:
         no client credential was part of the TLS handshake.
     """
 
-    def __init__(self, *, in_channel: Sequence[HttpExchangeServer] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        in_channel: Sequence[HttpExchangeServer] = (),
+        capif8: Capif8Endpoint | None = None,
+    ) -> None:
         self._certificate = CertificateAuthenticator()
         self._psk = TlsPskAuthenticator()
         self._in_channel = tuple(in_channel)
+        self._capif8 = capif8
 
-    def respond(self, request: Request | None, tls: TlsPeer) -> bytes:
+    def respond(self, request: Request | None, tls: TlsPeer, body: bytes = b"") -> bytes:
         """The full HTTP response to one request on a checked connection."""
         if request is None:
             return _response(400, "Bad Request", {"error": "malformed request"})
-        if request.path != "/whoami":
+        capif8 = self._capif8 is not None and request.path in (RESPONSES_PATH, REVOCATIONS_PATH)
+        if request.path != "/whoami" and not capif8:
             return _response(404, "Not Found", {"error": "no such path"})
-        if request.method != "GET":
-            return _response(405, "Method Not Allowed", {"error": "use GET"})
+        if request.method != ("POST" if capif8 else "GET"):
+            return _response(405, "Method Not Allowed", {"error": "wrong method"})
         extra: list[tuple[str, str]] = []
         try:
             if tls.authentication == "certificate":
@@ -143,6 +242,8 @@ class AzfApp:
         except AuthenticationFailed:
             return self._unauthorized(tls, "authentication failed")
         log.info("authenticated %s by %s", peer.identity, peer.method)
+        if capif8 and self._capif8 is not None:
+            return self._capif8.handle(request.path, body, peer)
         return _response(200, "OK", whoami(peer, tls), extra)
 
     def _in_channel_step(self, request: Request, tls: TlsPeer) -> HttpAuthenticated | bytes:
@@ -181,7 +282,18 @@ async def _handle(
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, OSError):
         return
-    writer.write(app.respond(parse_request(head), tls))
+    request = parse_request(head)
+    body = b""
+    length = request.header("content-length") if request is not None else None
+    if length is not None:
+        if not length.isdigit() or int(length) > MAX_BODY:
+            writer.write(_problem(413, "Content Too Large", f"at most {MAX_BODY} bytes"))
+            return
+        try:
+            body = await asyncio.wait_for(reader.readexactly(int(length)), REQUEST_TIMEOUT)
+        except (asyncio.IncompleteReadError, TimeoutError, OSError):
+            return
+    writer.write(app.respond(request, tls, body))
     with contextlib.suppress(OSError, ConnectionError):
         await writer.drain()
 

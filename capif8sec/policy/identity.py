@@ -35,6 +35,7 @@ form policy rules name peers by.  Kinds keep namespaces apart: a SCRAM user call
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -456,12 +457,19 @@ def identity_key(text: str) -> str:
 def reference_identity(text: str) -> ReferenceIdentity:
     """Parse a reference identity: an IP address, a URI (``scheme:...``) or a DNS name.
 
-    A DNS reference never contains a wildcard; a U-label reference becomes A-labels.
+    A DNS reference never contains a wildcard; a U-label reference becomes A-labels.  Results
+    are memoised (a pure function of the text; a client checks the same reference on every
+    connection).
 
     :raises UsageError: the text is none of the three.
     """
     if not isinstance(text, str) or not text:
         raise UsageError("a reference identity is a non-empty string")
+    return _reference_identity(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _reference_identity(text: str) -> ReferenceIdentity:
     try:
         return IpId(ipaddress.ip_address(text))
     except ValueError:
