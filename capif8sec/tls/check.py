@@ -143,6 +143,10 @@ def _check(conn: Connection, at: dt.datetime | None) -> TlsPeer:
         )
     server_name = requested_server_name(conn)
     alpn = conn.selected_alpn_protocol()
+    if settings.side == "client" and ctx._capif8sec_alpn and alpn is None:
+        # R40: a client that asked for ALPN aborts when the server selected nothing.  (A server
+        # cannot tell from Python's ssl whether the client offered ALPN at all.)
+        raise HandshakeRejected("no application protocol (ALPN) in common with the server")
     own = settings.own_end_point
     binding = ChannelBinding(TLS_SERVER_END_POINT, own) if own is not None else None
     if settings.validator is None:  # server that did not request a client certificate

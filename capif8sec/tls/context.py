@@ -9,8 +9,8 @@ endpoint needs, rustls-style, with no default for either:
 - how to verify the peer: a :class:`PeerVerification` (trust anchors, CRLs, expected identity,
   profile), or, on a server only, :data:`CLIENT_CERTIFICATE_NOT_REQUESTED`.
 
-They return :class:`CapifContext`, a real :class:`ssl.SSLContext` (what asyncio, httpx, aiohttp,
-uvicorn and hypercorn accept) that also carries what the post-handshake check
+They return :class:`CapifContext`, a real :class:`ssl.SSLContext` subclass (what asyncio and
+libraries taking an ``ssl.SSLContext`` accept) that also carries what the post-handshake check
 (:func:`capif8sec.tls.check_connection`) needs.  A server context can have its credentials and
 trust material replaced while it serves (:meth:`CapifContext.rotate`).
 """
@@ -345,16 +345,17 @@ def server_context(
         ``unrecognized_name`` (R36); a ClientHello without SNI is accepted.
     :raises TlsConfigError: inconsistent or unusable configuration.
     """
-    inner = _build_server(present, verify, profile, tuple(alpn))
     outer = _build_server(present, verify, profile, tuple(alpn))
-    outer._capif8sec_current = inner
+    outer._capif8sec_current = outer  # until the first rotation the context serves itself
     outer._capif8sec_lock = threading.Lock()
     names = None if server_names is None else frozenset(n.lower() for n in server_names)
 
     def select(sslobj: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> int | None:
         if names is not None and server_name is not None and server_name.lower() not in names:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-        sslobj.context = outer._capif8sec_current  # type: ignore[assignment]
+        current = outer._capif8sec_current
+        if current is not outer:  # rotated: hand this handshake the current material
+            sslobj.context = current  # type: ignore[assignment]
         if server_name is not None:
             with _sni_lock:
                 _sni[sslobj] = server_name

@@ -57,7 +57,8 @@ HAS_PSK: bool = bool(getattr(ssl, "HAS_PSK", False)) and hasattr(
 #: TLS 1.3 suites usable with the legacy PSK callbacks (their hash must be SHA-256).
 PSK_TLS13_SUITES: tuple[str, ...] = ("TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256")
 #: R47: TLS 1.2 PSK suites with forward secrecy that OpenSSL 3.0 has (RFC 5487).
-PSK_TLS12_SUITES: tuple[str, ...] = ("DHE-PSK-AES128-GCM-SHA256", "DHE-PSK-AES256-GCM-SHA384")
+#: (DHE-PSK-AES256-GCM-SHA384 is AEAD with forward secrecy too, but not on the TS 33.210 list.)
+PSK_TLS12_SUITES: tuple[str, ...] = ("DHE-PSK-AES128-GCM-SHA256",)
 #: PSK_MAX_IDENTITY_LEN (256) less the C string terminator: the longest identity OpenSSL's
 #: legacy PSK callbacks carry (measured: 255 bytes complete a handshake, 256 do not).
 _MAX_CALLBACK_IDENTITY = 255

@@ -512,3 +512,18 @@ def test_asyncio_server_drops_a_slowloris_and_keeps_serving(pki: TestPKI) -> Non
 
     elapsed = asyncio.run(main())
     assert elapsed < 4
+
+
+def test_client_aborts_without_a_common_alpn_protocol(pki: TestPKI) -> None:
+    """R40: a client that asked for ALPN refuses a server that selected none."""
+    results: list[object] = []
+    with _listener() as ls:
+        t = _serve_once(ls, _server(pki, alpn=["http/1.1"]), results)
+        with pytest.raises(HandshakeRejected, match="ALPN"):
+            blocking.connect(
+                "127.0.0.1",
+                _port(ls),
+                _client(pki, alpn=["h2"]),
+                server_hostname="ccf.capif.example",
+            )
+        t.join(5)
