@@ -17,61 +17,13 @@ import ssl
 import statistics
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from _loopback import Server, handshake_round, no_check
+
 from capif8sec import tls
 from capif8sec.testing import TestPKI
-
-Check = Callable[[ssl.SSLSocket], object]
-
-
-def _no_check(sock: ssl.SSLSocket) -> object:
-    return None
-
-
-class _Server:
-    """One listening socket served by a thread: handshake, optional check, close."""
-
-    def __init__(self, ctx: ssl.SSLContext, check: Check) -> None:
-        self.ctx, self.check = ctx, check
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = int(self.sock.getsockname()[1])
-        self.pending = threading.Semaphore(0)
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self.pending.acquire()
-            if self.stop:
-                return
-            raw, _ = self.sock.accept()
-            with self.ctx.wrap_socket(raw, server_side=True) as conn:
-                self.check(conn)
-                conn.sendall(b"k")
-
-    def close(self) -> None:
-        self.stop = True
-        self.pending.release()
-        self.thread.join(2)
-        self.sock.close()
-
-
-def _round(server: _Server, ctx: ssl.SSLContext, check: Check, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        server.pending.release()
-        raw = socket.create_connection(("127.0.0.1", server.port))
-        with ctx.wrap_socket(raw, server_hostname="ccf.capif.example") as conn:
-            check(conn)
-            conn.recv(1)
-    return n / (time.perf_counter() - start)
 
 
 def _stdlib_pair(
@@ -113,16 +65,16 @@ def _measure(d: Path, version: ssl.TLSVersion, rounds: int, n: int) -> tuple[flo
     profile = tls.TS33210
     s_std, c_std = _stdlib_pair(d, version, profile)
     s_cap, c_cap = _capif_pair(d, version, profile)
-    std_server = _Server(s_std, _no_check)
-    cap_server = _Server(s_cap, tls.check_connection)
+    std_server = Server(s_std, no_check)
+    cap_server = Server(s_cap, tls.check_connection)
     std: list[float] = []
     cap: list[float] = []
     try:
-        _round(std_server, c_std, _no_check, 20)  # warm-up
-        _round(cap_server, c_cap, tls.check_connection, 20)
+        handshake_round(std_server, c_std, no_check, 20)  # warm-up
+        handshake_round(cap_server, c_cap, tls.check_connection, 20)
         for _ in range(rounds):
-            std.append(_round(std_server, c_std, _no_check, n))
-            cap.append(_round(cap_server, c_cap, tls.check_connection, n))
+            std.append(handshake_round(std_server, c_std, no_check, n))
+            cap.append(handshake_round(cap_server, c_cap, tls.check_connection, n))
     finally:
         std_server.close()
         cap_server.close()

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import socket
 import ssl
 import statistics
 import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+
+from _loopback import Server, handshake_round, no_check
 
 from capif8sec.auth.credentials import PskCredential
 from capif8sec.tls import check_connection
 from capif8sec.tls.psk import HAS_PSK, psk_client_context, psk_server_context
 
-Check = Callable[[ssl.SSLSocket], object]
 CCF = "ccf.capif.example"
 
 
@@ -36,51 +34,6 @@ class _Store:
 
     def scram_verifier(self, username: str, *, at: dt.datetime) -> None:
         return None
-
-
-def _no_check(sock: ssl.SSLSocket) -> object:
-    return None
-
-
-class _Server:
-    def __init__(self, ctx: ssl.SSLContext, check: Check) -> None:
-        self.ctx, self.check = ctx, check
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = int(self.sock.getsockname()[1])
-        self.pending = threading.Semaphore(0)
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self.pending.acquire()
-            if self.stop:
-                return
-            raw, _ = self.sock.accept()
-            with self.ctx.wrap_socket(raw, server_side=True) as conn:
-                self.check(conn)
-                conn.sendall(b"k")
-
-    def close(self) -> None:
-        self.stop = True
-        self.pending.release()
-        self.thread.join(2)
-        self.sock.close()
-
-
-def _round(server: _Server, ctx: ssl.SSLContext, check: Check, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        server.pending.release()
-        with ctx.wrap_socket(
-            socket.create_connection(("127.0.0.1", server.port)), server_hostname=CCF
-        ) as conn:
-            check(conn)
-            conn.recv(1)
-    return n / (time.perf_counter() - start)
 
 
 def _stdlib(identity: str, key: bytes) -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -111,15 +64,15 @@ def main() -> None:
     s_cap = psk_server_context(store=_Store(creds), ccf_identity=CCF)
     c_cap = psk_client_context(credential=cred)
     s_std, c_std = _stdlib(cred.identity.decode(), cred.key)
-    std_server, cap_server = _Server(s_std, _no_check), _Server(s_cap, check_connection)
+    std_server, cap_server = Server(s_std, no_check), Server(s_cap, check_connection)
     std: list[float] = []
     cap: list[float] = []
     try:
-        _round(std_server, c_std, _no_check, 20)
-        _round(cap_server, c_cap, check_connection, 20)
+        handshake_round(std_server, c_std, no_check, 20)
+        handshake_round(cap_server, c_cap, check_connection, 20)
         for _ in range(args.rounds):
-            std.append(_round(std_server, c_std, _no_check, args.n))
-            cap.append(_round(cap_server, c_cap, check_connection, args.n))
+            std.append(handshake_round(std_server, c_std, no_check, args.n))
+            cap.append(handshake_round(cap_server, c_cap, check_connection, args.n))
     finally:
         std_server.close()
         cap_server.close()
