@@ -117,6 +117,9 @@ def check_connection(conn: Connection, *, at: dt.datetime | None = None) -> TlsP
     except Capif8secError as exc:
         _close(conn)
         raise HandshakeRejected(f"peer refused: {exc}") from exc
+    except Exception as exc:  # anything unforeseen fails closed, never half-checked
+        _close(conn)
+        raise HandshakeRejected(f"the post-handshake check failed: {type(exc).__name__}") from exc
 
 
 def _close(conn: Connection) -> None:
