@@ -476,3 +476,32 @@ def test_capif8_endpoint_with_policy(pki_dir: Path, tmp_path: Path) -> None:
         # a body over 64 KiB is refused from its Content-Length, before it is read
         status, _ = _post(port, ctx, "/capif8/v1/revocations", b"", declared=1 << 20)
         assert status == 413
+
+
+def test_malformed_content_length_is_a_400(pki_dir: Path) -> None:
+    """A Content-Length int() cannot read ('²', thousands of digits) is refused, not a crash."""
+    with _serve(
+        "--cert",
+        str(pki_dir / "ccf-server.pem"),
+        "--key",
+        str(pki_dir / "ccf-server.key"),
+        "--ca",
+        str(pki_dir / "root-ca.pem"),
+        "--crl",
+        str(pki_dir / "tls-ca.crl.pem"),
+    ) as port:
+        ctx = _client(pki_dir, certificate=True)
+        for value in ("\u00b2", "1" * 5000, "-1", "1e3"):
+            sock, _ = blocking.connect("127.0.0.1", port, ctx, server_hostname="ccf.capif.example")
+            sock.sendall(
+                f"POST /capif8/v1/revocations HTTP/1.1\r\nHost: ccf\r\n"
+                f"Content-Length: {value}\r\n\r\n".encode("latin-1")
+            )
+            sock.settimeout(5)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            sock.close()
+            assert data.split(b" ", 2)[1] == b"400", value[:10]
+        status, _, _, _ = _request(port, ctx)  # and it keeps serving
+        assert status == 200

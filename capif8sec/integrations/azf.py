@@ -286,7 +286,11 @@ async def _handle(
     body = b""
     length = request.header("content-length") if request is not None else None
     if length is not None:
-        if not length.isdigit() or int(length) > MAX_BODY:
+        # ASCII digits only ("²".isdigit() is true), and short enough for int() to be cheap
+        if not (length.isascii() and length.isdigit() and len(length) <= 9):
+            writer.write(_problem(400, "Bad Request", "malformed Content-Length"))
+            return
+        if int(length) > MAX_BODY:
             writer.write(_problem(413, "Content Too Large", f"at most {MAX_BODY} bytes"))
             return
         try:
