@@ -162,6 +162,7 @@ class ChainValidator:
         ] = {}
         self._parsed_intermediates: dict[bytes, tuple[x509.Certificate, ...]] = {}
         self._identities_by_id: dict[int, tuple[x509.Certificate, CertificateIdentities]] = {}
+        self._linked: dict[tuple[int, ...], tuple[x509.Certificate, ...]] = {}
         # id(CRL) -> (the CRL, its serials); None: the entries could not be listed
         self._revoked_serials: dict[
             int, tuple[x509.CertificateRevocationList, frozenset[int] | None]
@@ -259,13 +260,23 @@ class ChainValidator:
         certs = [self._certificate(chain[0])]
         for item in chain[1:]:
             certs.extend(self._intermediates(item))
-        if len(certs) < 2 or certs[-1] not in self._anchors:
-            raise ChainValidationError(
-                "the chain does not end at a configured trust anchor", rule="chain.path"
-            )
-        for child, parent in itertools.pairwise(certs):
-            if cert_names(child).issuer != cert_names(parent).subject:
-                raise ChainValidationError("the chain does not link up by name", rule="chain.path")
+        ids = tuple(map(id, certs))
+        linked = self._linked.get(ids)
+        if linked is None or any(a is not b for a, b in zip(linked, certs, strict=True)):
+            if len(certs) < 2 or certs[-1] not in self._anchors:
+                raise ChainValidationError(
+                    "the chain does not end at a configured trust anchor", rule="chain.path"
+                )
+            for child, parent in itertools.pairwise(certs):
+                if cert_names(child).issuer != cert_names(parent).subject:
+                    raise ChainValidationError(
+                        "the chain does not link up by name", rule="chain.path"
+                    )
+            if self._cache_size:  # these objects (held here) end at an anchor and link up
+                with self._lock:
+                    if len(self._linked) >= self._cache_size:
+                        self._linked.clear()
+                    self._linked[ids] = tuple(certs)
         for cert in certs:
             self._check_time(cert, when)
         return self._finish(certs, role, when, leaf_der=leaf_der)
@@ -606,12 +617,23 @@ def _path_len(cert: x509.Certificate) -> int | None:
         return None
 
 
+_CDP_CACHE: dict[int, tuple[x509.Certificate, list[str]]] = {}
+
+
 def _cdp_urls(cert: x509.Certificate) -> list[str]:
+    """The certificate's CRL distribution point URIs (memoised per certificate object)."""
+    hit = _CDP_CACHE.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1]
     try:
         value = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+        urls = crl_urls(value)
     except Exception:
-        return []
-    return crl_urls(value)
+        urls = []
+    if len(_CDP_CACHE) >= 1024:
+        _CDP_CACHE.clear()
+    _CDP_CACHE[id(cert)] = (cert, urls)
+    return urls
 
 
 def _subject(cert: x509.Certificate) -> str:
