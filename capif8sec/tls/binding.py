@@ -42,3 +42,17 @@ def tls_server_end_point(cert_der: bytes) -> bytes:
     if name not in ("sha256", "sha384", "sha512"):
         raise HandshakeRejected("tls-server-end-point is undefined for this signature algorithm")
     return hashlib.new(name, cert_der).digest()
+
+
+_MEMO: dict[bytes, bytes] = {}
+
+
+def tls_server_end_point_cached(cert_der: bytes) -> bytes:
+    """:func:`tls_server_end_point`, memoised by the certificate bytes (a pure function)."""
+    value = _MEMO.get(cert_der)
+    if value is None:
+        value = tls_server_end_point(cert_der)
+        if len(_MEMO) >= 1024:
+            _MEMO.clear()
+        _MEMO[cert_der] = value
+    return value

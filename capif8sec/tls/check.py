@@ -32,7 +32,11 @@ from attrs import field, frozen
 from capif8sec.certs.chain import VerifiedChain
 from capif8sec.certs.identities import CertificateIdentities, matches_reference
 from capif8sec.errors import Capif8secError, HandshakeRejected
-from capif8sec.tls.binding import TLS_SERVER_END_POINT, ChannelBinding, tls_server_end_point
+from capif8sec.tls.binding import (
+    TLS_SERVER_END_POINT,
+    ChannelBinding,
+    tls_server_end_point_cached,
+)
 from capif8sec.tls.context import CapifContext, _Settings, requested_server_name
 
 __all__ = ["TlsPeer", "check_connection", "peer_chain_der"]
@@ -176,7 +180,7 @@ def _check(conn: Connection, at: dt.datetime | None) -> TlsPeer:
         verified = settings.validator.check_verified_chain(chain_der, role=peer_role, at=at)
     identities = verified.identities
     if settings.side == "client":
-        binding = ChannelBinding(TLS_SERVER_END_POINT, tls_server_end_point(chain_der[0]))
+        binding = ChannelBinding(TLS_SERVER_END_POINT, tls_server_end_point_cached(chain_der[0]))
         reference = settings.expected_identity or server_name
         if not reference:
             raise HandshakeRejected(
