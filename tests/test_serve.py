@@ -43,6 +43,22 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+def _server_args(pki_dir: Path) -> list[str]:
+    """--cert/--key of the test PKI's CCF certificate."""
+    return ["--cert", str(pki_dir / "ccf-server.pem"), "--key", str(pki_dir / "ccf-server.key")]
+
+
+def _mtls_args(pki_dir: Path) -> list[str]:
+    """The mutual-TLS mode: the CCF certificate, the root as trust anchor, the TLS CA's CRL."""
+    return [
+        *_server_args(pki_dir),
+        "--ca",
+        str(pki_dir / "root-ca.pem"),
+        "--crl",
+        str(pki_dir / "tls-ca.crl.pem"),
+    ]
+
+
 @contextmanager
 def _serve(*args: str, env: dict[str, str] | None = None) -> Iterator[int]:
     proc = subprocess.Popen(
@@ -107,14 +123,7 @@ def _client(pki_dir: Path, *, certificate: bool) -> tls.CapifContext:
 def test_mutual_tls_mode(pki_dir: Path) -> None:
     """R56: /whoami names the certificate's URI-ID and the method."""
     with _serve(
-        "--cert",
-        str(pki_dir / "ccf-server.pem"),
-        "--key",
-        str(pki_dir / "ccf-server.key"),
-        "--ca",
-        str(pki_dir / "root-ca.pem"),
-        "--crl",
-        str(pki_dir / "tls-ca.crl.pem"),
+        *_mtls_args(pki_dir),
     ) as port:
         status, _, body, _ = _request(port, _client(pki_dir, certificate=True))
         assert status == 200
@@ -188,10 +197,7 @@ def _scram_login(port: int, ctx: ssl.SSLContext, password: str) -> tuple[int, di
 def test_password_mode(pki_dir: Path, credentials_db: Path) -> None:
     """R52-R54: SCRAM-SHA-256-PLUS over RFC 7804, bound to the server certificate."""
     with _serve(
-        "--cert",
-        str(pki_dir / "ccf-server.pem"),
-        "--key",
-        str(pki_dir / "ccf-server.key"),
+        *_server_args(pki_dir),
         "--credentials-db",
         str(credentials_db),
         env={"CAPIF8SEC_KEK": KEK},
@@ -209,10 +215,7 @@ def test_password_mode(pki_dir: Path, credentials_db: Path) -> None:
 def test_in_channel_psk_mode(pki_dir: Path, credentials_db: Path) -> None:
     """R48: the CCF proven by certificate, the ROF by a PSK proof bound to the channel."""
     with _serve(
-        "--cert",
-        str(pki_dir / "ccf-server.pem"),
-        "--key",
-        str(pki_dir / "ccf-server.key"),
+        *_server_args(pki_dir),
         "--credentials-db",
         str(credentials_db),
         env={"CAPIF8SEC_KEK": KEK},
@@ -242,10 +245,7 @@ def test_credentials_db_needs_the_kek(pki_dir: Path, credentials_db: Path) -> No
         [
             *CLI,
             "serve",
-            "--cert",
-            str(pki_dir / "ccf-server.pem"),
-            "--key",
-            str(pki_dir / "ccf-server.key"),
+            *_server_args(pki_dir),
             "--credentials-db",
             str(credentials_db),
         ],
@@ -260,10 +260,7 @@ def test_credentials_db_needs_the_kek(pki_dir: Path, credentials_db: Path) -> No
         [
             *CLI,
             "serve",
-            "--cert",
-            str(pki_dir / "ccf-server.pem"),
-            "--key",
-            str(pki_dir / "ccf-server.key"),
+            *_server_args(pki_dir),
             "--credentials-db",
             str(credentials_db),
         ],
@@ -327,10 +324,7 @@ def test_psk_file_mode(tmp_path: Path) -> None:
 
 def test_unauthenticated_requests_get_no_identity(pki_dir: Path, credentials_db: Path) -> None:
     with _serve(
-        "--cert",
-        str(pki_dir / "ccf-server.pem"),
-        "--key",
-        str(pki_dir / "ccf-server.key"),
+        *_server_args(pki_dir),
         "--credentials-db",
         str(credentials_db),
         env={"CAPIF8SEC_KEK": KEK},
@@ -429,14 +423,7 @@ def test_capif8_endpoint_with_policy(pki_dir: Path, tmp_path: Path) -> None:
         "allItems": True,
     }
     with _serve(
-        "--cert",
-        str(pki_dir / "ccf-server.pem"),
-        "--key",
-        str(pki_dir / "ccf-server.key"),
-        "--ca",
-        str(pki_dir / "root-ca.pem"),
-        "--crl",
-        str(pki_dir / "tls-ca.crl.pem"),
+        *_mtls_args(pki_dir),
         "--policy",
         str(tmp_path / "policy.toml"),
         "--requests",
@@ -481,14 +468,7 @@ def test_capif8_endpoint_with_policy(pki_dir: Path, tmp_path: Path) -> None:
 def test_malformed_content_length_is_a_400(pki_dir: Path) -> None:
     """A Content-Length int() cannot read ('²', thousands of digits) is refused, not a crash."""
     with _serve(
-        "--cert",
-        str(pki_dir / "ccf-server.pem"),
-        "--key",
-        str(pki_dir / "ccf-server.key"),
-        "--ca",
-        str(pki_dir / "root-ca.pem"),
-        "--crl",
-        str(pki_dir / "tls-ca.crl.pem"),
+        *_mtls_args(pki_dir),
     ) as port:
         ctx = _client(pki_dir, certificate=True)
         for value in ("\u00b2", "1" * 5000, "-1", "1e3"):

@@ -13,6 +13,7 @@ what the refusal tests need it to offer (TLS 1.0/1.1, NULL suites).  Combine it 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -22,6 +23,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
+
+from capif8sec import tls
+from capif8sec.integrations import blocking
 
 __all__ = [
     "LEGACY_CIPHERS",
@@ -212,3 +216,57 @@ def s_client(
         partial = exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else ""
         raise PeerTimeout(f"openssl s_client ran over {timeout}s: {partial[-2000:]}") from None
     return SClientRun(done.returncode, done.stdout.decode(errors="replace"))
+
+
+class OneShotServer:
+    """A capif8sec server accepting one connection in a thread via ``blocking.accept``.
+
+    After the post-handshake check passes it reads the request head and answers with
+    ``app_data``; nothing is written to a refused peer.
+    """
+
+    def __init__(
+        self, ctx: tls.CapifContext, app_data: str, handshake_timeout: float = 5.0
+    ) -> None:
+        self.ctx = ctx
+        self.app_data = app_data
+        self.timeout = handshake_timeout
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(self.timeout + 5.0)  # bounded: no connection, no hang
+        self.port: int = self.listener.getsockname()[1]
+        self.peer: tls.TlsPeer | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            sock, peer = blocking.accept(self.listener, self.ctx, timeout=self.timeout)
+        except BaseException as exc:
+            self.error = exc
+            return
+        self.peer = peer
+        with sock:
+            sock.settimeout(self.timeout)
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head and len(head) < 8192:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                body = self.app_data.encode()
+                sock.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            except OSError as exc:
+                self.error = exc
+                return
+            with contextlib.suppress(OSError, ValueError):
+                sock.unwrap()  # close_notify, so s_client sees a clean end
+
+    def outcome(self) -> tls.TlsPeer | BaseException:
+        """Wait (bounded) for the thread; the checked peer, or what refused it."""
+        self.thread.join(self.timeout + 10.0)
+        assert not self.thread.is_alive(), "the capif8sec server thread did not finish"
+        if self.peer is not None and self.error is None:
+            return self.peer
+        assert self.error is not None
+        return self.error

@@ -31,13 +31,12 @@ import re
 import secrets
 import socket
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from openssl_peer import OPENSSL, SClientRun, s_client, s_server
+from openssl_peer import OPENSSL, OneShotServer, SClientRun, s_client, s_server
 
 from capif8sec import tls
 from capif8sec.auth.credentials import PskCredential
@@ -122,53 +121,11 @@ def _alert(output: str) -> str | None:
 # --------------------------------------------------------------------------- capif8sec server
 
 
-class OneShotPskServer:
-    """A capif8sec PSK server accepting one connection in a thread via ``blocking.accept``.
-
-    After the post-handshake check passes it reads the request head and answers with
-    :data:`APP_DATA`; nothing is written to a refused peer.
-    """
+class OneShotPskServer(OneShotServer):
+    """The shared one-connection capif8sec server, answering :data:`APP_DATA`."""
 
     def __init__(self, ctx: tls.CapifContext) -> None:
-        self.ctx = ctx
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(HANDSHAKE_TIMEOUT + 5.0)  # bounded: no connection, no hang
-        self.port: int = self.listener.getsockname()[1]
-        self.peer: tls.TlsPeer | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        try:
-            sock, peer = blocking.accept(self.listener, self.ctx, timeout=HANDSHAKE_TIMEOUT)
-        except BaseException as exc:
-            self.error = exc
-            return
-        self.peer = peer
-        with sock:
-            sock.settimeout(HANDSHAKE_TIMEOUT)
-            head = b""
-            try:
-                while b"\r\n\r\n" not in head and len(head) < 8192:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    head += chunk
-                body = APP_DATA.encode()
-                sock.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-            except OSError as exc:
-                self.error = exc
-                return
-            with contextlib.suppress(OSError, ValueError):
-                sock.unwrap()
-
-    def outcome(self) -> tls.TlsPeer | BaseException:
-        self.thread.join(HANDSHAKE_TIMEOUT + 10.0)
-        assert not self.thread.is_alive(), "the capif8sec server thread did not finish"
-        if self.peer is not None and self.error is None:
-            return self.peer
-        assert self.error is not None
-        return self.error
+        super().__init__(ctx, APP_DATA, HANDSHAKE_TIMEOUT)
 
 
 @contextmanager
