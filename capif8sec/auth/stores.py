@@ -45,7 +45,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 from attrs import frozen
@@ -614,6 +614,47 @@ class _Conn:
 _inherited: builtins.list[sqlite3.Connection] = []
 
 
+class _Insert(NamedTuple):
+    """One table's bulk insert: the newest row id, the INSERT, the cross-table key-id check."""
+
+    last_id: str
+    insert: str
+    clash: str
+
+
+_PSK_INSERT = _Insert(
+    "SELECT COALESCE(MAX(id), 0) FROM psk",
+    "INSERT INTO psk (identity, ccf_identity, key_id, fingerprint, nonce, ciphertext,"
+    " not_before, not_after, revoked_at, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "SELECT psk.key_id FROM psk JOIN scram ON scram.key_id = psk.key_id WHERE psk.id > ? LIMIT 1",
+)
+_SCRAM_INSERT = _Insert(
+    "SELECT COALESCE(MAX(id), 0) FROM scram",
+    "INSERT INTO scram (username, key_id, salt, iterations, nonce, ciphertext,"
+    " not_before, not_after, revoked_at, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "SELECT scram.key_id FROM scram JOIN psk ON psk.key_id = scram.key_id"
+    " WHERE scram.id > ? LIMIT 1",
+)
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    statements: _Insert,
+    rows: builtins.list[tuple[Any, ...]],
+    checked: Sequence[PskCredential],
+) -> None:
+    """Insert ``rows`` inside the caller's write transaction; refuse duplicates (R44) and a key
+    id already used by the other kind of credential."""
+    last = conn.execute(statements.last_id).fetchone()[0]
+    try:
+        conn.executemany(statements.insert, rows)
+    except sqlite3.IntegrityError as exc:
+        raise _conflict(exc, checked) from None
+    clash = conn.execute(statements.clash, (last,)).fetchone()
+    if clash is not None:
+        raise CredentialConflict(f"key id {clash[0]!r} is already in use")
+
+
 class SqliteStore:
     """A persistent credential store in one SQLite file (stdlib :mod:`sqlite3`).
 
@@ -912,23 +953,7 @@ class SqliteStore:
             revoked, fp = _opt_us(c.validity.revoked_at), self._fingerprint(c.key)
             rows.append((c.identity, c.ccf_identity, c.key_id, fp, nonce, ct, nb, na, revoked, now))
         with self._write(len(rows)) as conn:
-            last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM psk").fetchone()[0]
-            try:
-                conn.executemany(
-                    "INSERT INTO psk (identity, ccf_identity, key_id, fingerprint, nonce,"
-                    " ciphertext, not_before, not_after, revoked_at, added_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except sqlite3.IntegrityError as exc:
-                raise _conflict(exc, checked) from None
-            clash = conn.execute(
-                "SELECT psk.key_id FROM psk JOIN scram ON scram.key_id = psk.key_id"
-                " WHERE psk.id > ? LIMIT 1",
-                (last,),
-            ).fetchone()
-            if clash is not None:
-                raise CredentialConflict(f"key id {clash[0]!r} is already in use")
+            _insert(conn, _PSK_INSERT, rows, checked)
         for c in checked:
             _log.info("added PSK identity=%r key_id=%s", c.identity, c.key_id)
         return [
@@ -965,23 +990,7 @@ class SqliteStore:
                 )
             )
         with self._write(len(rows)) as conn:
-            last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM scram").fetchone()[0]
-            try:
-                conn.executemany(
-                    "INSERT INTO scram (username, key_id, salt, iterations, nonce, ciphertext,"
-                    " not_before, not_after, revoked_at, added_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except sqlite3.IntegrityError as exc:
-                raise _conflict(exc, []) from None
-            clash = conn.execute(
-                "SELECT scram.key_id FROM scram JOIN psk ON psk.key_id = scram.key_id"
-                " WHERE scram.id > ? LIMIT 1",
-                (last,),
-            ).fetchone()
-            if clash is not None:
-                raise CredentialConflict(f"key id {clash[0]!r} is already in use")
+            _insert(conn, _SCRAM_INSERT, rows, [])
         for info in checked:
             _log.info("added SCRAM verifier username=%r key_id=%s", info.identity, info.key_id)
         return checked

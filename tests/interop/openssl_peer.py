@@ -270,3 +270,19 @@ class OneShotServer:
             return self.peer
         assert self.error is not None
         return self.error
+
+
+@contextmanager
+def one_shot_server(
+    ctx: tls.CapifContext, app_data: str, handshake_timeout: float = 5.0
+) -> Iterator[OneShotServer]:
+    """Run a :class:`OneShotServer`; on the way out its thread is always ended (bounded)."""
+    server = OneShotServer(ctx, app_data, handshake_timeout)
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(OSError):  # wakes a still-blocked accept() (Linux)
+            server.listener.shutdown(socket.SHUT_RDWR)
+        server.thread.join(handshake_timeout + 10.0)
+        server.listener.close()

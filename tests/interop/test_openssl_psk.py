@@ -29,14 +29,13 @@ import contextlib
 import importlib.resources
 import re
 import secrets
-import socket
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-from openssl_peer import OPENSSL, OneShotServer, SClientRun, s_client, s_server
+from openssl_peer import OPENSSL, OneShotServer, SClientRun, one_shot_server, s_client, s_server
 
 from capif8sec import tls
 from capif8sec.auth.credentials import PskCredential
@@ -121,24 +120,9 @@ def _alert(output: str) -> str | None:
 # --------------------------------------------------------------------------- capif8sec server
 
 
-class OneShotPskServer(OneShotServer):
-    """The shared one-connection capif8sec server, answering :data:`APP_DATA`."""
-
-    def __init__(self, ctx: tls.CapifContext) -> None:
-        super().__init__(ctx, APP_DATA, HANDSHAKE_TIMEOUT)
-
-
-@contextmanager
-def capif8sec_server(ctx: tls.CapifContext) -> Iterator[OneShotPskServer]:
-    server = OneShotPskServer(ctx)
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        with contextlib.suppress(OSError):  # wakes a still-blocked accept() (Linux)
-            server.listener.shutdown(socket.SHUT_RDWR)
-        server.thread.join(HANDSHAKE_TIMEOUT + 10.0)
-        server.listener.close()
+def capif8sec_server(ctx: tls.CapifContext) -> AbstractContextManager[OneShotServer]:
+    """A one-connection capif8sec server answering :data:`APP_DATA` (see openssl_peer)."""
+    return one_shot_server(ctx, APP_DATA, HANDSHAKE_TIMEOUT)
 
 
 def _psk_args(identity: str, key: bytes, *extra: str) -> list[str]:

@@ -24,19 +24,17 @@ compression cannot be negotiated by anyone here.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import queue
 import re
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -45,12 +43,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from openssl_peer import (
     LEGACY_CIPHERS,
     OPENSSL,
+    OneShotServer,
     RunningServer,
     SClientRun,
+    one_shot_server,
     s_client,
     s_server,
 )
-from openssl_peer import OneShotServer as _OneShotServer
 
 from capif8sec import tls
 from capif8sec.errors import HandshakeRejected
@@ -205,25 +204,9 @@ def _cipher(output: str) -> str | None:
 # --------------------------------------------------------------------------- capif8sec server
 
 
-class OneShotServer(_OneShotServer):
-    """The shared one-connection capif8sec server, answering :data:`APP_DATA`."""
-
-    def __init__(self, ctx: tls.CapifContext) -> None:
-        super().__init__(ctx, APP_DATA, HANDSHAKE_TIMEOUT)
-
-
-@contextmanager
-def capif8sec_server(ctx: tls.CapifContext) -> Iterator[OneShotServer]:
-    """Run a :class:`OneShotServer`; on the way out its thread is always ended (bounded)."""
-    server = OneShotServer(ctx)
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        with contextlib.suppress(OSError):  # wakes a still-blocked accept() (Linux)
-            server.listener.shutdown(socket.SHUT_RDWR)
-        server.thread.join(HANDSHAKE_TIMEOUT + 10.0)
-        server.listener.close()
+def capif8sec_server(ctx: tls.CapifContext) -> AbstractContextManager[OneShotServer]:
+    """A one-connection capif8sec server answering :data:`APP_DATA` (see openssl_peer)."""
+    return one_shot_server(ctx, APP_DATA, HANDSHAKE_TIMEOUT)
 
 
 def _run_against_capif8sec(
