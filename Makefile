@@ -1,5 +1,5 @@
 # capif8sec: the two commands of the README quick start.
-#   make demo   -- the main job (a CAPIF-8 exchange on loopback; for now: mint a test PKI and lint it)
+#   make demo   -- the main job: the CAPIF-8 exchange end to end on loopback (capif8sec demo)
 #   make test   -- ruff, mypy --strict, the docs build and pytest
 # Each creates its own virtual environment (.venv, or $(VENV)) when missing.
 

@@ -109,7 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("directory", metavar="DIR")
     p.add_argument("--key-type", default="p256", choices=["p256", "p384", "rsa2048", "rsa3072"])
 
-    p = sub.add_parser("demo", help="mint a test PKI, lint and validate it, show refusals")
+    p = sub.add_parser(
+        "demo", help="the CAPIF-8 exchange end to end on loopback, refusals included"
+    )
     p.add_argument("--format", choices=["text", "json"], default="text")
     credentials_cli.add_subparser(sub)
     return parser

@@ -21,6 +21,9 @@ Paths:
   ``POST /capif8/v1/revocations`` -- a CAPIF-8 message from the authenticated ROF, checked by
   the :class:`~capif8sec.capif8.MessageGuard`: 204, or problem details (400 malformed, 403
   refused with the reason code as ``cause``, 404 unknown ``requestId``, 413 too large).
+- the ROF side (an :class:`RofEndpoint`, as in ``capif8sec demo``): ``POST
+  /capif8/v1/authorization-requests`` -- the CCF's request, checked against the ROF's
+  ``[[ccf]]`` rules; ``200`` with the owner's answer, or problem details.
 - anything else -- 404 (405 for a wrong method).
 """
 
@@ -32,7 +35,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from attrs import frozen
 
@@ -55,12 +58,16 @@ from capif8sec.tls.context import CapifContext
 
 __all__ = [
     "MAX_REQUEST_HEAD",
+    "REQUESTS_PATH",
     "REQUEST_TIMEOUT",
     "RESPONSES_PATH",
     "REVOCATIONS_PATH",
     "AzfApp",
     "Capif8Endpoint",
+    "Decide",
+    "Endpoint",
     "Request",
+    "RofEndpoint",
     "parse_request",
     "serve",
 ]
@@ -112,14 +119,33 @@ def parse_request(head: bytes) -> Request | None:
     return Request(parts[0], parts[1], headers)
 
 
+def _json_response(
+    status: int,
+    reason: str,
+    content_type: str,
+    payload: bytes,
+    extra: Sequence[tuple[str, str]] = (),
+) -> bytes:
+    head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in extra)
+    head += f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    return head.encode("latin-1") + payload
+
+
+def _add_headers(response: bytes, extra: Sequence[tuple[str, str]]) -> bytes:
+    """``response`` with ``extra`` header fields after its status line."""
+    if not extra:
+        return response
+    status_line, _, rest = response.partition(b"\r\n")
+    fields = "".join(f"{name}: {value}\r\n" for name, value in extra).encode("latin-1")
+    return status_line + b"\r\n" + fields + rest
+
+
 def _response(
     status: int, reason: str, body: dict[str, Any], extra: Sequence[tuple[str, str]] = ()
 ) -> bytes:
     payload = json.dumps(body, sort_keys=True).encode()
-    head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-    head += "".join(f"{name}: {value}\r\n" for name, value in extra)
-    head += f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-    return head.encode("latin-1") + payload
+    return _json_response(status, reason, "application/json", payload, extra)
 
 
 def whoami(peer: AuthenticatedPeer, tls: TlsPeer) -> dict[str, Any]:
@@ -131,6 +157,13 @@ def whoami(peer: AuthenticatedPeer, tls: TlsPeer) -> dict[str, Any]:
         "cipher": tls.cipher,
         "evidence": dict(peer.evidence),
     }
+
+
+#: The CAPIF-8 paths the reference AzF endpoint serves (POST, application/json).
+RESPONSES_PATH = "/capif8/v1/authorization-responses"
+REVOCATIONS_PATH = "/capif8/v1/revocations"
+#: The CAPIF-8 path an ROF endpoint serves: the CCF's authorization requests.
+REQUESTS_PATH = "/capif8/v1/authorization-requests"
 
 
 class Capif8Endpoint:
@@ -151,9 +184,17 @@ class Capif8Endpoint:
         self._outstanding = {r.request_id: r for r in outstanding}
         self._clock = clock
 
+    #: The paths this endpoint answers (``POST``).
+    paths: ClassVar[frozenset[str]] = frozenset({RESPONSES_PATH, REVOCATIONS_PATH})
+
+    def expect(self, request: ResourceOwnerAuthorizationRequest) -> None:
+        """Register a request this CCF sent, so that its response is accepted when it comes."""
+        self._outstanding[request.request_id] = request
+
     def handle(self, path: str, body: bytes, peer: AuthenticatedPeer) -> bytes:
         """The HTTP response to ``POST path`` with ``body`` from the authenticated ``peer``."""
-        try:
+
+        def act() -> bytes:
             if path == RESPONSES_PATH:
                 response = ResourceOwnerAuthorizationResponse.from_json(body)
                 original = self._outstanding.get(response.request_id)
@@ -162,21 +203,81 @@ class Capif8Endpoint:
                 self._guard.check_response(peer, response, original, self._clock())
             else:
                 self._guard.check_revocation(peer, RevocationNotification.from_json(body))
-        except MessageError as exc:
-            return _problem(
-                400,
-                "Bad Request",
-                "malformed message",
-                invalid=[{"param": exc.path or "$", "reason": exc.problem}],
-            )
-        except MessageRefused as exc:
-            return _problem(403, "Forbidden", "refused by policy", cause=str(exc.reason))
-        return b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+            return b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+
+        return _guarded(act)
 
 
-#: The CAPIF-8 paths the reference AzF endpoint serves (POST, application/json).
-RESPONSES_PATH = "/capif8/v1/authorization-responses"
-REVOCATIONS_PATH = "/capif8/v1/revocations"
+#: The resource owner's answer to an authorization request (the ROF's application logic).
+Decide = Callable[[ResourceOwnerAuthorizationRequest], ResourceOwnerAuthorizationResponse]
+
+
+class RofEndpoint:
+    """The ROF side of CAPIF-8: the CCF asks for a resource owner's authorization.
+
+    ``POST /capif8/v1/authorization-requests`` from the authenticated CCF ``peer``: the guard
+    checks the request (the CCF must be one the ROF accepts, the request must not have
+    expired), then ``decide`` gives the owner's answer, which goes back as the ``200``
+    response body (``application/json``).
+
+    :param guard: the ROF's policy guard (its ``[[ccf]]`` rules).
+    :param decide: the owner's decision on an accepted request.
+    """
+
+    paths: ClassVar[frozenset[str]] = frozenset({REQUESTS_PATH})
+
+    def __init__(
+        self,
+        guard: MessageGuard,
+        decide: Decide,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._guard = guard
+        self._decide = decide
+        self._clock = clock
+
+    def handle(self, path: str, body: bytes, peer: AuthenticatedPeer) -> bytes:
+        """The HTTP response to ``POST path`` with ``body`` from the authenticated CCF."""
+
+        def act() -> bytes:
+            request = ResourceOwnerAuthorizationRequest.from_json(body)
+            self._guard.check_request(peer, request, self._clock())
+            answer = self._decide(request)
+            if not isinstance(answer, ResourceOwnerAuthorizationResponse) or (
+                answer.request_id,
+                answer.res_owner_id,
+            ) != (request.request_id, request.res_owner_id):
+                log.error("decide() did not answer request %s", request.request_id)
+                return _problem(500, "Internal Server Error", "no answer for this request")
+            return _json_response(200, "OK", "application/json", answer.to_json())
+
+        return _guarded(act)
+
+
+class Endpoint(Protocol):
+    """What :class:`AzfApp` routes CAPIF-8 ``POST`` requests to (a CCF or an ROF endpoint)."""
+
+    @property
+    def paths(self) -> frozenset[str]:
+        """The paths it serves."""
+
+    def handle(self, path: str, body: bytes, peer: AuthenticatedPeer) -> bytes:
+        """The full HTTP response to ``POST path`` from the authenticated ``peer``."""
+
+
+def _guarded(act: Callable[[], bytes]) -> bytes:
+    """Run a message handler; malformed messages and policy refusals become problem details."""
+    try:
+        return act()
+    except MessageError as exc:
+        return _problem(
+            400,
+            "Bad Request",
+            "malformed message",
+            invalid=[{"param": exc.path or "$", "reason": exc.problem}],
+        )
+    except MessageRefused as exc:
+        return _problem(403, "Forbidden", "refused by policy", cause=str(exc.reason))
 
 
 def _problem(
@@ -193,11 +294,7 @@ def _problem(
     if invalid is not None:
         body["invalidParams"] = invalid
     payload = json.dumps(body, sort_keys=True).encode()
-    head = (
-        f"HTTP/1.1 {status} {title}\r\nContent-Type: application/problem+json\r\n"
-        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode("latin-1") + payload
+    return _json_response(status, title, "application/problem+json", payload)
 
 
 class AzfApp:
@@ -205,13 +302,15 @@ class AzfApp:
 
     :param in_channel: RFC 7804-style servers (SCRAM, in-channel PSK) used on connections where
         no client credential was part of the TLS handshake.
+    :param capif8: the CAPIF-8 endpoint its ``POST`` paths go to: a :class:`Capif8Endpoint`
+        (CCF side) or a :class:`RofEndpoint` (ROF side).
     """
 
     def __init__(
         self,
         *,
         in_channel: Sequence[HttpExchangeServer] = (),
-        capif8: Capif8Endpoint | None = None,
+        capif8: Endpoint | None = None,
     ) -> None:
         self._certificate = CertificateAuthenticator()
         self._psk = TlsPskAuthenticator()
@@ -222,7 +321,7 @@ class AzfApp:
         """The full HTTP response to one request on a checked connection."""
         if request is None:
             return _response(400, "Bad Request", {"error": "malformed request"})
-        capif8 = self._capif8 is not None and request.path in (RESPONSES_PATH, REVOCATIONS_PATH)
+        capif8 = self._capif8 is not None and request.path in self._capif8.paths
         if request.path != "/whoami" and not capif8:
             return _response(404, "Not Found", {"error": "no such path"})
         if request.method != ("POST" if capif8 else "GET"):
@@ -243,7 +342,8 @@ class AzfApp:
             return self._unauthorized(tls, "authentication failed")
         log.info("authenticated %s by %s", peer.identity, peer.method)
         if capif8 and self._capif8 is not None:
-            return self._capif8.handle(request.path, body, peer)
+            # the in-channel server's proof (Authentication-Info) goes with every answer
+            return _add_headers(self._capif8.handle(request.path, body, peer), extra)
         return _response(200, "OK", whoami(peer, tls), extra)
 
     def _in_channel_step(self, request: Request, tls: TlsPeer) -> HttpAuthenticated | bytes:
@@ -297,7 +397,12 @@ async def _handle(
             body = await asyncio.wait_for(reader.readexactly(int(length)), REQUEST_TIMEOUT)
         except (asyncio.IncompleteReadError, TimeoutError, OSError):
             return
-    writer.write(app.respond(request, tls, body))
+    try:
+        response = app.respond(request, tls, body)
+    except Exception:  # an application bug: answer 500, log it, say nothing more to the peer
+        log.exception("error while answering a request")
+        response = _problem(500, "Internal Server Error", "internal error")
+    writer.write(response)
     with contextlib.suppress(OSError, ConnectionError):
         await writer.drain()
 
