@@ -30,6 +30,7 @@ typecheck: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs $(VENV)/docs-html
+	$(BIN)/sphinx-build -q -W --keep-going -b doctest docs $(VENV)/docs-doctest
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
