@@ -4,7 +4,7 @@ Subcommands (the contracts other tools rely on are in docs/cli.md):
 
 - ``capif8sec lint``  -- lint certificates against a TS 33.310 profile (and validate chains);
 - ``capif8sec pki DIR`` -- write a conformant test PKI;
-- ``capif8sec demo``  -- mint a test PKI, lint and validate it, and show refusals.
+- ``capif8sec demo``  -- the CAPIF-8 exchange end to end on loopback, refusals included.
 
 Exit codes: 0 success / compliant, 1 not compliant, 2 unusable input or usage.
 """

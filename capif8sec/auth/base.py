@@ -18,10 +18,22 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from attrs import field, frozen
 
+from capif8sec.errors import UsageError
+
 if TYPE_CHECKING:  # pragma: no cover
     from capif8sec.tls.check import TlsPeer
 
-__all__ = ["AuthenticatedPeer", "Authenticator", "ContextNeeds", "Exchange", "Method"]
+__all__ = [
+    "AuthenticatedPeer",
+    "Authenticator",
+    "ContextNeeds",
+    "Exchange",
+    "Method",
+    "SecurityMethod",
+    "UnknownSecurityMethod",
+    "parse_security_method",
+    "security_method_of",
+]
 
 
 class Method(enum.StrEnum):
@@ -31,6 +43,65 @@ class Method(enum.StrEnum):
     PSK = "psk"  # TLS-level external PSK (RFC 8446 psk_dhe_ke)
     PSK_IN_CHANNEL = "psk-in-channel"  # PSK challenge-response bound to a cert-authenticated TLS
     PASSWORD = "password"  # noqa: S105 -- SCRAM-SHA-256(-PLUS), a method name
+
+
+class SecurityMethod(enum.StrEnum):
+    """The security-method identifiers of TS 29.222 (``SecurityMethod``), as exact strings (R61)."""
+
+    PSK = "PSK"
+    PKI = "PKI"
+    OAUTH = "OAUTH"
+
+
+@frozen
+class UnknownSecurityMethod:
+    """A security-method string this version does not know, kept as an opaque value (R61).
+
+    It never equals, and never maps to, a known :class:`SecurityMethod`.
+    """
+
+    value: str
+
+
+#: Longest security-method string accepted (29.222 values are a few characters).
+MAX_SECURITY_METHOD_CHARS = 64
+
+
+def parse_security_method(text: object) -> SecurityMethod | UnknownSecurityMethod:
+    """Read a TS 29.222 security-method identifier (R61).
+
+    ``"PSK"``, ``"PKI"`` and ``"OAUTH"`` exactly (case matters: ``"psk"`` is not ``"PSK"``);
+    any other printable ASCII string of 1 to 64 characters is tolerated as an
+    :class:`UnknownSecurityMethod` (forward compatibility).
+
+    :raises UsageError: not a string, empty, too long, or not printable ASCII.
+    """
+    if (
+        not isinstance(text, str)
+        or not 0 < len(text) <= MAX_SECURITY_METHOD_CHARS
+        or not (text.isascii() and text.isprintable())
+    ):
+        raise UsageError("a security method is 1 to 64 printable ASCII characters")
+    try:
+        return SecurityMethod(text)
+    except ValueError:
+        return UnknownSecurityMethod(text)
+
+
+_SECURITY_METHODS = {
+    "certificate": SecurityMethod.PKI,
+    "psk": SecurityMethod.PSK,
+    "psk-in-channel": SecurityMethod.PSK,
+}
+
+
+def security_method_of(method: str) -> SecurityMethod | None:
+    """The TS 29.222 security method an authentication method corresponds to, if any.
+
+    A certificate is ``PKI``; a TLS-level or in-channel PSK is ``PSK``.  A password (SCRAM) and
+    plugin methods have no 29.222 identifier: ``None``, never a guess.
+    """
+    return _SECURITY_METHODS.get(str(method))
 
 
 class ContextNeeds(enum.Enum):
@@ -58,9 +129,11 @@ class AuthenticatedPeer:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
+        security = security_method_of(self.method)
         return {
             "identity": self.identity,
             "method": str(self.method),
+            "security_method": str(security) if security is not None else None,
             "evidence": dict(self.evidence),
             "tls": self.tls.as_dict() if self.tls is not None else None,
         }

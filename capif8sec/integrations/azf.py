@@ -69,6 +69,7 @@ __all__ = [
     "Request",
     "RofEndpoint",
     "parse_request",
+    "problem_details",
     "serve",
 ]
 
@@ -153,6 +154,7 @@ def whoami(peer: AuthenticatedPeer, tls: TlsPeer) -> dict[str, Any]:
     return {
         "identity": peer.identity,
         "method": str(peer.method),
+        "security_method": peer.as_dict()["security_method"],
         "tls_version": tls.version,
         "cipher": tls.cipher,
         "evidence": dict(peer.evidence),
@@ -280,6 +282,24 @@ def _guarded(act: Callable[[], bytes]) -> bytes:
         return _problem(403, "Forbidden", "refused by policy", cause=str(exc.reason))
 
 
+def problem_details(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    cause: str | None = None,
+    invalid: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """An RFC 9457 problem details object (``application/problem+json``), with the TS 29.571
+    ``cause`` and ``invalidParams`` members where given."""
+    body: dict[str, Any] = {"status": status, "title": title, "detail": detail}
+    if cause is not None:
+        body["cause"] = cause
+    if invalid is not None:
+        body["invalidParams"] = invalid
+    return body
+
+
 def _problem(
     status: int,
     title: str,
@@ -288,11 +308,7 @@ def _problem(
     cause: str | None = None,
     invalid: list[dict[str, str]] | None = None,
 ) -> bytes:
-    body: dict[str, Any] = {"status": status, "title": title, "detail": detail}
-    if cause is not None:
-        body["cause"] = cause
-    if invalid is not None:
-        body["invalidParams"] = invalid
+    body = problem_details(status, title, detail, cause=cause, invalid=invalid)
     payload = json.dumps(body, sort_keys=True).encode()
     return _json_response(status, title, "application/problem+json", payload)
 
