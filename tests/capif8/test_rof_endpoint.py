@@ -99,3 +99,55 @@ def test_without_a_certificate_no_request_is_read() -> None:
     peer = TlsPeer("client", "TLSv1.3", "TLS_AES_128_GCM_SHA256", "none", None, None, None, None)
     status, _ = _post(_app(), peer, json.dumps(fresh(REQUEST)).encode())
     assert status == 401
+
+
+def test_an_application_error_is_a_500_over_real_tls() -> None:
+    """A ``decide`` that raises: the peer gets a 500 problem (no details), the server lives on."""
+    import asyncio
+
+    from capif8sec import tls
+    from capif8sec.integrations import aio
+    from capif8sec.integrations.azf import serve
+    from capif8sec.testing import TestPKI
+
+    pki = TestPKI()
+    rof = pki.server_cert("rof-a.capif.example")
+    verify = tls.PeerVerification(pki.trust_anchor_pem, crls=[pki.crl()])
+
+    def broken(request: ResourceOwnerAuthorizationRequest) -> ResourceOwnerAuthorizationResponse:
+        raise RuntimeError("the owner database is down: secret-detail")
+
+    guard = MessageGuard(PolicyEngine(loads_policy(POLICY)))
+    app = AzfApp(capif8=RofEndpoint(guard, broken, clock=lambda: NOW))
+    server_ctx = tls.server_context(present=tls.Identity(rof.chain_pem, rof.key_pem), verify=verify)
+    client_cert = pki.client_cert("ccf", dns_names=("ccf.capif.example",))
+    client_ctx = tls.client_context(
+        present=tls.Identity(client_cert.chain_pem, client_cert.key_pem), verify=verify
+    )
+    body = json.dumps(fresh(REQUEST)).encode()
+
+    async def run() -> list[bytes]:
+        stop = asyncio.Event()
+        ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            serve(server_ctx, app=app, on_ready=lambda h, p: ready.set_result(p), stop=stop)
+        )
+        port = await asyncio.wait_for(ready, 5)
+        answers = []
+        for _ in range(2):  # the server still answers after the error
+            reader, writer, _ = await aio.open_connection(
+                "127.0.0.1", port, ssl=client_ctx, server_hostname="rof-a.capif.example"
+            )
+            writer.write(
+                f"POST {REQUESTS_PATH} HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            answers.append(await asyncio.wait_for(reader.read(), 5))
+            writer.close()
+        stop.set()
+        await task
+        return answers
+
+    for raw in asyncio.run(run()):
+        assert raw.startswith(b"HTTP/1.1 500 ")
+        assert b"secret-detail" not in raw and b"RuntimeError" not in raw
