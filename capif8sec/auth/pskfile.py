@@ -59,8 +59,13 @@ def load_psk_file(
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise PskFileError("not valid UTF-8", line=line) from None
+            bad_line: int | None = data.count(b"\n", 0, exc.start) + 1
+        else:
+            bad_line = None
+        if bad_line is not None:
+            # Raised outside the except block: the UnicodeDecodeError holds the whole file (every
+            # key), and even "from None" keeps it as the new error's __context__.
+            raise PskFileError("not valid UTF-8", line=bad_line)
     elif isinstance(data, str):
         text = data
     else:

@@ -149,10 +149,15 @@ class KeyEncryptionKey:
         """Read a file holding the key as 64 hex digits (a trailing newline is fine)."""
         try:
             text = Path(path).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not ASCII hex"
-            raise UsageError(f"cannot read the key-encryption key file {path}: {reason}") from None
-        return cls.from_hex(text)
+        except OSError as exc:
+            reason = exc.strerror
+        except UnicodeDecodeError:
+            # Raised outside this block: a UnicodeDecodeError holds the whole file (the key),
+            # and even "from None" keeps it as the new error's __context__.
+            reason = "not ASCII hex"
+        else:
+            return cls.from_hex(text)
+        raise UsageError(f"cannot read the key-encryption key file {path}: {reason}")
 
     def _derive(self, salt: bytes, purpose: bytes) -> bytes:
         return HKDF(
@@ -551,11 +556,44 @@ def _opt_us(value: dt.datetime | None) -> int | None:
 
 
 def _at(value: int) -> dt.datetime:
-    return _EPOCH + value * _US
+    try:
+        return _EPOCH + value * _US
+    except OverflowError:
+        raise CredentialIntegrityError(
+            "a stored time is out of range: the credential database was altered"
+        ) from None
 
 
 def _dt(value: int | None) -> dt.datetime | None:
     return None if value is None else _at(value)
+
+
+_INT_OR_NULL = (int, type(None))
+#: The types of the rows the store reads back (SQLite hands back bytes, str, int or None).
+_PSK_ROW = (str, str, bytes, bytes, _INT_OR_NULL, _INT_OR_NULL, _INT_OR_NULL)
+_SCRAM_ROW = (str, bytes, int, bytes, bytes, _INT_OR_NULL, _INT_OR_NULL, _INT_OR_NULL)
+_PSK_INFO_ROW = (bytes, str, str, _INT_OR_NULL, _INT_OR_NULL, _INT_OR_NULL, int)
+_SCRAM_INFO_ROW = (bytes, str, int, _INT_OR_NULL, _INT_OR_NULL, _INT_OR_NULL, int)
+
+
+def _typed(row: Sequence[Any], kinds: tuple[type | tuple[type, ...], ...]) -> Sequence[Any]:
+    """``row`` if its values have the types ``kinds`` gives.  SQLite does not enforce column
+    types, so a file altered outside capif8sec can hold any value in any column: refuse it here,
+    before the value reaches the associated data, the AEAD or a datetime."""
+    if len(row) != len(kinds) or not all(map(isinstance, row, kinds)):
+        raise CredentialIntegrityError(
+            "a stored credential has a value of the wrong type: the credential database was altered"
+        )
+    return row
+
+
+def _username(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CredentialIntegrityError(
+            "a stored username is not UTF-8: the credential database was altered"
+        ) from None
 
 
 def _aad(tag: bytes, *fields: bytes | str | int | None) -> bytes:
@@ -830,7 +868,12 @@ class SqliteStore:
         values = dict(conn.execute("SELECT name, value FROM meta"))
         if "salt" not in values or "kek_check" not in values:
             raise CredentialStoreError(f"{self._path}: the credential database has no key check")
-        return bytes(values["salt"]), bytes(values["kek_check"])
+        salt, check = values["salt"], values["kek_check"]
+        if not isinstance(salt, bytes) or not isinstance(check, bytes):
+            raise CredentialStoreError(
+                f"{self._path}: the credential database's key check is damaged"
+            )
+        return salt, check
 
     def close(self) -> None:
         """Close every connection the store opened (call it from one thread, at shutdown)."""
@@ -887,7 +930,7 @@ class SqliteStore:
                 .fetchall()
             )
         found = []
-        for key_id, ccf, nonce, ciphertext, nb, na, revoked in rows:
+        for key_id, ccf, nonce, ciphertext, nb, na, revoked in (_typed(r, _PSK_ROW) for r in rows):
             aad = _aad(_PSK_AAD, identity, key_id, ccf, nb, na)
             key = self._open(nonce, ciphertext, aad, key_id)
             validity = Validity(_dt(nb), _dt(na), _dt(revoked))
@@ -923,7 +966,7 @@ class SqliteStore:
             )
         if row is None:
             return None
-        key_id, salt, iterations, nonce, ciphertext, nb, na, revoked = row
+        key_id, salt, iterations, nonce, ciphertext, nb, na, revoked = _typed(row, _SCRAM_ROW)
         aad = _aad(_SCRAM_AAD, name, key_id, salt, iterations, nb, na)
         keys = self._open(nonce, ciphertext, aad, key_id)
         return ScramVerifier(
@@ -1054,18 +1097,18 @@ class SqliteStore:
                 _at(added),
                 ccf_identity=ccf,
             )
-            for ident, ccf, kid, nb, na, rv, added in psks
+            for ident, ccf, kid, nb, na, rv, added in (_typed(r, _PSK_INFO_ROW) for r in psks)
         ]
         out.extend(
             CredentialInfo(
                 Method.PASSWORD,
-                bytes(user).decode("utf-8"),
+                _username(user),
                 kid,
                 Validity(_dt(nb), _dt(na), _dt(rv)),
                 _at(added),
                 iterations=its,
             )
-            for user, kid, its, nb, na, rv, added in scram
+            for user, kid, its, nb, na, rv, added in (_typed(r, _SCRAM_INFO_ROW) for r in scram)
         )
         return out
 

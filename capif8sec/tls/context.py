@@ -223,6 +223,13 @@ def _dh_params(ctx: ssl.SSLContext, group: str) -> None:
         ctx.load_dh_params(str(path))
 
 
+def _no_password() -> bytes:
+    """The password callback for an identity without a password: without it, OpenSSL asks for
+    an encrypted key's pass phrase on the terminal (a server blocks; without a terminal it is
+    an OSError)."""
+    raise TlsConfigError("the private key is encrypted, and no password was given")
+
+
 def _load_identity(ctx: ssl.SSLContext, identity: Identity) -> None:
     try:
         certs = identity.certificates
@@ -240,7 +247,7 @@ def _load_identity(ctx: ssl.SSLContext, identity: Identity) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(identity.key_pem)
         try:
-            ctx.load_cert_chain(chain_path, key_path, password=identity.password)
+            ctx.load_cert_chain(chain_path, key_path, password=identity.password or _no_password)
         except ssl.SSLError:
             raise TlsConfigError(
                 "the private key does not match the certificate or cannot be decrypted"

@@ -614,7 +614,9 @@ def _dead(exchange: InChannelPskServer) -> None:
         exchange.result()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=dt.timedelta(seconds=1), suppress_health_check=[HealthCheck.too_slow]
+)
 @given(message=_anything)
 def test_fuzz_client_first(message: bytes) -> None:
     """Arbitrary bytes as client-first: a challenge or AuthenticationFailed, nothing else."""
@@ -634,7 +636,9 @@ def test_fuzz_client_first(message: bytes) -> None:
         assert not exchange.complete
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=dt.timedelta(seconds=1), suppress_health_check=[HealthCheck.too_slow]
+)
 @given(message=_anything, identity=st.sampled_from([b"rof-1", b"nobody"]))
 def test_fuzz_client_final(message: bytes, identity: bytes) -> None:
     """Arbitrary bytes as client-final after a valid client-first: always AuthenticationFailed
@@ -648,7 +652,7 @@ def test_fuzz_client_final(message: bytes, identity: bytes) -> None:
     _dead(exchange)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=dt.timedelta(seconds=1))
 @given(first=_anything, final=_anything)
 def test_fuzz_both_steps(first: bytes, final: bytes) -> None:
     exchange = _FUZZ_AUTH.exchange(_FUZZ_BINDING)

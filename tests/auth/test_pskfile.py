@@ -115,7 +115,7 @@ _fields = st.one_of(
 _lines = st.lists(_fields, max_size=4).map(" ".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=dt.timedelta(seconds=1))
 @given(st.one_of(st.text(max_size=300), st.lists(_lines, max_size=8).map("\n".join)))
 def test_fuzz_text_gives_credentials_or_a_typed_error(text: str) -> None:
     try:
@@ -132,7 +132,7 @@ def test_fuzz_text_gives_credentials_or_a_typed_error(text: str) -> None:
     assert all(len(c.key) >= 16 for c in creds)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=dt.timedelta(seconds=1))
 @given(st.binary(max_size=300))
 def test_fuzz_bytes_gives_credentials_or_a_typed_error(data: bytes) -> None:
     with contextlib.suppress(PskFileError):

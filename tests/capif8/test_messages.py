@@ -376,25 +376,25 @@ def _parse_all(data: bytes | str) -> None:
             model.from_json(data)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=dt.timedelta(seconds=1))
 @given(st.text(max_size=200))
 def test_fuzz_text(text: str) -> None:
     _parse_all(text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=dt.timedelta(seconds=1))
 @given(st.binary(max_size=200))
 def test_fuzz_bytes(data: bytes) -> None:
     _parse_all(data)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=dt.timedelta(seconds=1))
 @given(_json)
 def test_fuzz_json_values(value: Any) -> None:
     _parse_all(json.dumps(value))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=dt.timedelta(seconds=1))
 @given(st.data())
 def test_fuzz_mutated_messages(data: st.DataObject) -> None:
     """Valid messages with one field replaced by arbitrary JSON: accepted or MessageError, and
