@@ -148,7 +148,7 @@ class ChainValidator:
         self._lock = threading.Lock()
         self._crls: dict[bytes, list[x509.CertificateRevocationList]] = {}
         # keyed by (CRL signature, issuer): CRL objects are not hashable; signatures are unique
-        self._checked_crls: dict[tuple[bytes, x509.Certificate], crlmod.CheckedCrl | CrlError] = {}
+        self._checked_crls: dict[tuple[bytes, x509.Certificate], crlmod.CheckedCrl] = {}
         self._reports: dict[tuple[x509.Certificate, str, str | None, x509.Certificate], Report] = {}
         # The same memos by object identity, tried first: hashing and comparing certificates
         # costs microseconds each, and the CA objects recur (interned intermediates, anchors).
@@ -158,7 +158,7 @@ class ChainValidator:
         ] = {}
         self._checked_crls_by_id: dict[
             tuple[int, int],
-            tuple[x509.CertificateRevocationList, x509.Certificate, crlmod.CheckedCrl | CrlError],
+            tuple[x509.CertificateRevocationList, x509.Certificate, crlmod.CheckedCrl],
         ] = {}
         self._parsed_intermediates: dict[bytes, tuple[x509.Certificate, ...]] = {}
         self._identities_by_id: dict[int, tuple[x509.Certificate, CertificateIdentities]] = {}
@@ -546,26 +546,23 @@ class ChainValidator:
     def _checked(
         self, crl: x509.CertificateRevocationList, issuer: x509.Certificate
     ) -> crlmod.CheckedCrl:
-        result: crlmod.CheckedCrl | CrlError | None
         seen = self._checked_crls_by_id.get((id(crl), id(issuer)))
         if seen is not None and seen[0] is crl and seen[1] is issuer:
-            result = seen[2]
-        else:
-            key = (crl.signature, issuer)
-            result = self._checked_crls.get(key)
-            if result is None:
-                try:
-                    result = crlmod.check_crl_signature(crl, issuer)
-                except CrlError as exc:
-                    result = exc
-                with self._lock:
-                    self._checked_crls[key] = result
+            return seen[2]
+        key = (crl.signature, issuer)
+        result = self._checked_crls.get(key)
+        if result is None:
+            # Only a CRL that passed is remembered: a failure can be transient.  pyca's
+            # is_signature_valid answers False when OpenSSL cannot initialise (measured: the
+            # first check in a process out of file descriptors), and a remembered failure
+            # would refuse every ROF until the CRLs are replaced.
+            result = crlmod.check_crl_signature(crl, issuer)
             with self._lock:
-                if len(self._checked_crls_by_id) > 4096:
-                    self._checked_crls_by_id.clear()
-                self._checked_crls_by_id[(id(crl), id(issuer))] = (crl, issuer, result)
-        if isinstance(result, CrlError):
-            raise result
+                self._checked_crls[key] = result
+        with self._lock:
+            if len(self._checked_crls_by_id) > 4096:
+                self._checked_crls_by_id.clear()
+            self._checked_crls_by_id[(id(crl), id(issuer))] = (crl, issuer, result)
         return result
 
 

@@ -2,7 +2,9 @@
 
 ``open_connection`` / ``start_server`` mirror :func:`asyncio.open_connection` and
 :func:`asyncio.start_server`; both bound the TLS handshake with a timeout so a stalled peer cannot
-hold a slot, and both close the transport when the check fails.
+hold a slot, and both close the transport when the check fails.  The closing handshake is bounded
+by the same timeout (``ssl_shutdown_timeout``, unless given): asyncio's own default keeps a
+connection whose peer never answers ``close_notify`` for 30 s after the application is done.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ async def open_connection(
     ``expected_identity``, is the reference identity the server must match).
     """
     ctx = _require(ssl)
+    kwargs.setdefault("ssl_shutdown_timeout", handshake_timeout)
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(
             host,
@@ -86,9 +89,11 @@ async def start_server(
 ) -> asyncio.Server:
     """Serve TLS; ``handler(reader, writer, peer)`` runs only for peers that passed the check.
 
-    A peer that fails the check is logged at INFO with the reason and disconnected.
+    A peer that fails the check is logged at INFO with the reason and disconnected.  A peer
+    that stalls in the opening or the closing handshake is cut after ``handshake_timeout``.
     """
     ctx = _require(ssl)
+    kwargs.setdefault("ssl_shutdown_timeout", handshake_timeout)
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -717,3 +717,30 @@ def test_r11_corrupted_der_in_any_position_raises_only_typed_errors(
                 cert.tbs_certificate_bytes
                 == x509.load_der_x509_certificate(original).tbs_certificate_bytes
             )
+
+
+def test_r25_a_failed_crl_check_is_not_remembered(
+    pki: TestPKI, rof: IssuedCert, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CRL signature check that fails once (pyca answers False when OpenSSL cannot initialise,
+    e.g. in a process out of file descriptors) refuses that chain only: the next one is checked
+    again, and accepted."""
+    import capif8sec.certs.crl as crlmod
+
+    real = crlmod.check_crl_signature
+    calls: list[int] = []
+
+    def flaky(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise CrlError("the signature of the CRL of the TLS CA does not verify")
+        return real(crl, issuer)
+
+    monkeypatch.setattr(crlmod, "check_crl_signature", flaky)
+    validator = _validator(pki)
+    with pytest.raises(ChainValidationError, match="does not verify"):
+        validator.verify(rof.cert, rof.intermediates, role="client")
+    _assert_good(validator.verify(rof.cert, rof.intermediates, role="client"), 3)
+    checks = len(calls)
+    validator.verify(rof.cert, rof.intermediates, role="client")
+    assert len(calls) == checks  # a CRL that passed is still checked once only
