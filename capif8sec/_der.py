@@ -65,16 +65,17 @@ def element_bounds(data: bytes, offset: int = 0, limit: int | None = None) -> tu
         raise DerError("multi-byte tags are not supported")
     first = data[offset + 1]
     pos = offset + 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4:
-            raise DerError("unsupported DER length form")
-        if pos + count > limit:
-            raise DerError("truncated DER length")
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
+    if first < 0x80:  # short form, the usual case: answered at once
+        if pos + first > limit:
+            raise DerError("DER length runs past the end of the input")
+        return tag, pos, pos + first
+    count = first & 0x7F
+    if count == 0 or count > 4:
+        raise DerError("unsupported DER length form")
+    if pos + count > limit:
+        raise DerError("truncated DER length")
+    length = int.from_bytes(data[pos : pos + count], "big")
+    pos += count
     end = pos + length
     if end > limit:
         raise DerError("DER length runs past the end of the input")

@@ -369,7 +369,7 @@ class ChainValidator:
             if i == 1 and "intermediate-below-tls-ca" in self._deviations:
                 profile = TLS_CA if _path_len(cert) == 0 else INTERCONNECTION_CA
             reports.append(self._report(cert, profile, None, issuer))
-        bad = [r for r in reports if not r.compliant]
+        bad = [r for r in reports if r.findings and not r.compliant]
         if bad:
             tls_ca = reports[1] if len(reports) > 1 else None
             rule = (
@@ -408,16 +408,20 @@ class ChainValidator:
         seen = self._reports_by_id.get(ids)
         if seen is not None and seen[0] is cert and seen[1] is issuer:
             return seen[2]
-        key = (cert, profile.name, role, issuer)
-        report = self._reports.get(key)
+        # By value (hashing a certificate hashes its bytes, microseconds): for objects handed
+        # in as such.  A certificate read from DER bytes here is one object per distinct bytes
+        # (see _intermediates), so the memo by identity above is the one that can hit.
+        key = (cert, profile.name, role, issuer) if der is None else None
+        report = self._reports.get(key) if key is not None else None
         if report is None:
             report = lint_certificate(
                 cert, profile, role, issuer, self._deviations, self._strict, der=der
             )
-            with self._lock:
-                if len(self._reports) > self._cache_size:
-                    self._reports.clear()
-                self._reports[key] = report
+            if key is not None:
+                with self._lock:
+                    if len(self._reports) > self._cache_size:
+                        self._reports.clear()
+                    self._reports[key] = report
         with self._lock:
             if len(self._reports_by_id) > self._cache_size:
                 self._reports_by_id.clear()

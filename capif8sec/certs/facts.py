@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509 import ObjectIdentifier
 
-from capif8sec.certs.names import cert_names
+from capif8sec.certs.names import cert_layout, cert_names
+from capif8sec.certs.rawfacts import (
+    BasicConstraintsFacts,
+    ExtensionFacts,
+    KeyTuple,
+    KeyUsageFacts,
+    SanFacts,
+    raw_facts_at,
+)
 
-__all__ = ["CertFacts", "KeyFacts", "key_facts", "name_string", "security_bits_rsa"]
+__all__ = [
+    "CertFacts",
+    "ExtensionFacts",
+    "KeyFacts",
+    "crypto_extension_facts",
+    "extension_facts",
+    "issuer_key_facts",
+    "key_facts",
+    "name_string",
+    "security_bits_rsa",
+]
 
 # signatureAlgorithm OID -> (signature kind, hash name).  Mapping by OID (rather than asking
 # cryptography for the hash) also classifies algorithms cryptography cannot compute, like MD2.
@@ -89,12 +108,16 @@ class CertFacts:
     """Everything the rules need from one certificate, parsed once.
 
     Properties that can fail on malformed input (the public key, the extensions) are captured
-    here; their failures become findings instead of exceptions.
+    here; their failures become findings instead of exceptions.  When ``der`` (the exact bytes
+    ``cert`` was parsed from) is given, the key and the extension values are read from it by
+    :mod:`capif8sec.certs.rawfacts` where that strict reader accepts them, and from pyca's
+    objects otherwise; both give the same facts.
     """
 
     __slots__ = (
+        "_cert",
         "extension_error",
-        "extensions",
+        "exts",
         "key",
         "key_error",
         "names",
@@ -103,27 +126,144 @@ class CertFacts:
     )
 
     def __init__(self, cert: x509.Certificate, der: bytes | None = None) -> None:
+        self._cert = cert
         #: Subject and issuer, read from the DER once (see :mod:`capif8sec.certs.names`).
         self.names = cert_names(cert, der)
-        self.signature_kind, self.signature_hash = _signature(cert)
+        raw_key: KeyTuple | None = None
+        raw_exts: ExtensionFacts | None = None
+        if der is not None:
+            layout = cert_layout(cert, der)
+            self.signature_kind, self.signature_hash = _signature_of(
+                cert, der[layout.signature_algorithm[0] : layout.signature_algorithm[1]]
+            )
+            raw_key, raw_exts = raw_facts_at(der, layout.spki, layout.after_spki)
+        else:
+            self.signature_kind, self.signature_hash = _signature(cert)
         self.key: KeyFacts | None
         self.key_error: str | None = None
-        try:
-            self.key = key_facts(cert.public_key())
-        except Exception as exc:  # unsupported or malformed SubjectPublicKeyInfo
-            self.key = None
-            self.key_error = str(exc)[:200] or type(exc).__name__
-        self.extensions: dict[ObjectIdentifier, x509.Extension[x509.ExtensionType]] = {}
-        self.extension_error: str | None = None
-        try:
-            for ext in cert.extensions:
-                self.extensions[ext.oid] = ext
-        except Exception as exc:  # duplicate or undecodable extensions
-            self.extension_error = str(exc)[:200] or type(exc).__name__
+        if raw_key is not None:
+            self.key = KeyFacts(*raw_key, None)
+        else:
+            try:
+                self.key = key_facts(cert.public_key())
+            except Exception as exc:  # unsupported or malformed SubjectPublicKeyInfo
+                self.key = None
+                self.key_error = str(exc)[:200] or type(exc).__name__
+        exts, self.extension_error = extension_facts(cert, raw_exts)
+        #: The extension values the rules read (empty when the extensions cannot be decoded).
+        self.exts = exts if exts is not None else ExtensionFacts({})
+
+    @property
+    def extensions(self) -> dict[ObjectIdentifier, x509.Extension[x509.ExtensionType]]:
+        """pyca's extension objects by OID (empty when they cannot be decoded).
+
+        Decoded on use: the rules read :attr:`exts` instead.
+        """
+        if self.extension_error is not None:
+            return {}
+        return {ext.oid: ext for ext in self._cert.extensions}
 
     def ext(self, oid: ObjectIdentifier) -> x509.Extension[x509.ExtensionType] | None:
-        """The extension with this OID, if present."""
+        """pyca's extension object with this OID, if present (see :attr:`extensions`)."""
         return self.extensions.get(oid)
+
+
+_EXT_CACHE: dict[int, tuple[x509.Certificate, ExtensionFacts | None, str | None]] = {}
+_EXT_CACHE_MAX = 256
+
+
+def extension_facts(
+    cert: x509.Certificate, raw: ExtensionFacts | None = None
+) -> tuple[ExtensionFacts | None, str | None]:
+    """``(facts, None)`` for the extensions of ``cert``, or ``(None, error)`` when pyca cannot
+    decode them; remembered per certificate object (a function of its bytes).
+
+    ``raw``: the facts :func:`~capif8sec.certs.rawfacts.raw_cert_facts` read from the bytes
+    ``cert`` was parsed from, when it accepted them.
+    """
+    hit = _EXT_CACHE.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1], hit[2]
+    facts: ExtensionFacts | None = raw
+    error: str | None = None
+    if facts is None:
+        try:
+            facts = crypto_extension_facts(cert.extensions)
+        except Exception as exc:  # duplicate or undecodable extensions
+            facts, error = None, str(exc)[:200] or type(exc).__name__
+    # No lock: each dict operation is atomic, and a race can only empty the memo once more.
+    if len(_EXT_CACHE) >= _EXT_CACHE_MAX:
+        _EXT_CACHE.clear()
+    _EXT_CACHE[id(cert)] = (cert, facts, error)
+    return facts, error
+
+
+def crypto_extension_facts(extensions: x509.Extensions) -> ExtensionFacts:
+    """The :class:`ExtensionFacts` of pyca's extension objects."""
+    facts = ExtensionFacts({})
+    for ext in extensions:
+        facts.critical[ext.oid.dotted_string] = ext.critical
+        value = ext.value
+        if isinstance(value, x509.KeyUsage):
+            agreement = value.key_agreement
+            facts.key_usage = KeyUsageFacts(
+                value.digital_signature,
+                value.content_commitment,
+                value.key_encipherment,
+                value.data_encipherment,
+                agreement,
+                value.key_cert_sign,
+                value.crl_sign,
+                agreement and value.encipher_only,
+                agreement and value.decipher_only,
+            )
+        elif isinstance(value, x509.BasicConstraints):
+            facts.basic_constraints = BasicConstraintsFacts(value.ca, value.path_length)
+        elif isinstance(value, x509.ExtendedKeyUsage):
+            facts.eku = tuple(oid.dotted_string for oid in value)
+        elif isinstance(value, x509.SubjectAlternativeName):
+            dns: list[str] = []
+            uris: list[str] = []
+            ips: list[bytes] = []
+            other = 0
+            for name in value:
+                if isinstance(name, x509.DNSName):
+                    dns.append(name.value)
+                elif isinstance(name, x509.UniformResourceIdentifier):
+                    uris.append(name.value)
+                elif isinstance(name, x509.IPAddress):
+                    ip = name.value
+                    if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+                        ips.append(ip.packed)
+                    else:  # a network (name constraints' form)
+                        ips.append(ip.network_address.packed + ip.netmask.packed)
+                else:
+                    other += 1
+            facts.san = SanFacts(tuple(dns), tuple(uris), tuple(ips), other)
+        elif isinstance(value, x509.CRLDistributionPoints):
+            facts.crl_uris = tuple(
+                name.value
+                for point in value
+                for name in point.full_name or ()
+                if isinstance(name, x509.UniformResourceIdentifier)
+            )
+        elif isinstance(value, x509.AuthorityKeyIdentifier):
+            facts.aki_key_id = value.key_identifier
+    return facts
+
+
+_SIGNATURES: dict[bytes, tuple[str, str | None]] = {}
+
+
+def _signature_of(cert: x509.Certificate, algorithm: bytes) -> tuple[str, str | None]:
+    """:func:`_signature`, remembered by the DER of the certificate's outer signatureAlgorithm
+    (``algorithm``), the field pyca reads both the OID and the PSS hash from."""
+    known = _SIGNATURES.get(algorithm)
+    if known is None:
+        known = _signature(cert)
+        if len(_SIGNATURES) < 64:
+            _SIGNATURES[algorithm] = known
+    return known
 
 
 def _signature(cert: x509.Certificate) -> tuple[str, str | None]:
@@ -172,3 +312,22 @@ def name_string(name: x509.Name) -> str:
                 parts.append(attr.rfc4514_string())
         rdns.append("+".join(parts))
     return ",".join(rdns)
+
+
+_ISSUER_KEYS: dict[int, tuple[x509.Certificate, KeyFacts | None]] = {}
+
+
+def issuer_key_facts(cert: x509.Certificate) -> KeyFacts | None:
+    """``key_facts(cert.public_key())``, None when the key is unusable; remembered per
+    certificate object (issuers recur in every lint of what they issued)."""
+    hit = _ISSUER_KEYS.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1]
+    try:
+        facts: KeyFacts | None = key_facts(cert.public_key())
+    except Exception:
+        facts = None
+    if len(_ISSUER_KEYS) >= 64:  # no lock, as in extension_facts
+        _ISSUER_KEYS.clear()
+    _ISSUER_KEYS[id(cert)] = (cert, facts)
+    return facts

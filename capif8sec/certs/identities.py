@@ -7,6 +7,7 @@ import ipaddress
 from attrs import frozen
 from cryptography import x509
 
+from capif8sec.certs.facts import extension_facts
 from capif8sec.certs.names import COMMON_NAME, cert_names
 
 __all__ = ["CertificateIdentities", "identities_of", "matches_reference"]
@@ -55,21 +56,27 @@ class CertificateIdentities:
 
 def identities_of(cert: x509.Certificate) -> CertificateIdentities:
     """Extract the SAN identities (and the CN, for legacy callers) from a certificate."""
-    uris: list[str] = []
-    dns: list[str] = []
+    uris: list[str] | tuple[str, ...] = []
+    dns: list[str] | tuple[str, ...] = []
     ips: list[IPAddress] = []
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        san = None
-    if san is not None:
-        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-        dns = san.get_values_for_type(x509.DNSName)
-        ips = [
-            a
-            for a in san.get_values_for_type(x509.IPAddress)
-            if isinstance(a, (ipaddress.IPv4Address, ipaddress.IPv6Address))
-        ]
+    facts, _ = extension_facts(cert)  # read once per certificate object (a lint did it)
+    if facts is not None:
+        if facts.san is not None:
+            uris, dns = facts.san.uris, facts.san.dns
+            ips = [ipaddress.ip_address(a) for a in facts.san.ips if len(a) in (4, 16)]
+    else:  # pyca cannot decode the extensions: its own exception, as before
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            san = None
+        if san is not None:
+            uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+            dns = san.get_values_for_type(x509.DNSName)
+            ips = [
+                a
+                for a in san.get_values_for_type(x509.IPAddress)
+                if isinstance(a, (ipaddress.IPv4Address, ipaddress.IPv6Address))
+            ]
     cns = cert_names(cert).subject.values(COMMON_NAME)
     cn = cns[-1] if cns else None
     return CertificateIdentities(

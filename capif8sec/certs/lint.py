@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from capif8sec.certs.facts import CertFacts, key_facts
+from capif8sec.certs.facts import CertFacts, issuer_key_facts
 from capif8sec.certs.parse import _PEM_CERT, CertificateInput, load_certificate
 from capif8sec.certs.profiles import Profile, check_deviations, get_profile
 from capif8sec.certs.report import Finding, Report, Severity
-from capif8sec.certs.rules import LintContext
+from capif8sec.certs.rules import Check, LintContext, Rule
 
 __all__ = ["lint"]
 
@@ -57,7 +57,7 @@ def der_input(data: CertificateInput) -> bytes | None:
     """
     if isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
-        if _PEM_CERT not in raw and not raw.lstrip().startswith(b"-----BEGIN"):
+        if _PEM_CERT not in raw and (raw[:1] == b"0" or not raw.lstrip().startswith(b"-----BEGIN")):
             return raw
     return None
 
@@ -81,27 +81,18 @@ def lint_certificate(
     if issuer_cert is None and facts.names.subject == facts.names.issuer:
         issuer_cert = cert
     issuer_key = None
-    if issuer_cert is not None:
-        try:
-            issuer_key = key_facts(issuer_cert.public_key())
-        except Exception:
-            issuer_key = None
+    if issuer_cert is cert:
+        issuer_key = facts.key
+    elif issuer_cert is not None:
+        issuer_key = issuer_key_facts(issuer_cert)
     ctx = LintContext(cert, facts, prof, role, issuer_cert, issuer_key, devs)
 
+    steps, applied = _plan(
+        prof, devs, strict, facts.extension_error is not None or not _is_v3(cert)
+    )
     findings: list[Finding] = []
-    applied: list[str] = []
-    skip_extension_rules = facts.extension_error is not None or not _is_v3(cert)
-    for rule in prof.rules:
-        if skip_extension_rules and rule.needs_extensions:
-            continue
-        if rule.deviation is not None and rule.deviation in devs:
-            if rule.deviation not in applied:
-                applied.append(rule.deviation)
-            continue
-        severity = rule.severity
-        if strict and severity is Severity.WARNING:
-            severity = Severity.ERROR
-        for violation in rule.check(ctx):
+    for check, rule, severity in steps:
+        for violation in check(ctx):
             findings.append(
                 Finding(
                     rule=rule.id,
@@ -117,7 +108,7 @@ def lint_certificate(
         profile=prof.name,
         role=role,
         findings=tuple(findings),
-        deviations=tuple(applied),
+        deviations=applied,
         fingerprint_sha256=(
             hashlib.sha256(der).hexdigest()
             if der is not None
@@ -126,8 +117,52 @@ def lint_certificate(
     )
 
 
+Step = tuple[Check, Rule, Severity]
+_PlanKey = tuple[int, frozenset[str], bool, bool]
+#: The rules a lint runs, by (id(profile), deviations, strict, skip extension rules); each
+#: entry holds its profile, so the id cannot be reused while the entry exists.
+_PLANS: dict[_PlanKey, tuple[Profile, tuple[Step, ...], tuple[str, ...]]] = {}
+
+
+def _plan(
+    prof: Profile, devs: frozenset[str], strict: bool, skip_extension_rules: bool
+) -> tuple[tuple[Step, ...], tuple[str, ...]]:
+    """The (check, rule, severity) steps to run and the deviations they apply, in rule order.
+
+    A function of its arguments only, so worked out once per combination: rules needing
+    extensions are left out when ``skip_extension_rules`` (the certificate has no decodable
+    extensions, an error of its own); a rule switched off by a deviation in ``devs`` is left
+    out and its deviation reported as applied; ``strict`` turns warnings into errors.
+    """
+    key = (id(prof), devs, strict, skip_extension_rules)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is prof:
+        return hit[1], hit[2]
+    steps: list[Step] = []
+    applied: list[str] = []
+    for rule in prof.rules:
+        if skip_extension_rules and rule.needs_extensions:
+            continue
+        if rule.deviation is not None and rule.deviation in devs:
+            if rule.deviation not in applied:
+                applied.append(rule.deviation)
+            continue
+        severity = rule.severity
+        if strict and severity is Severity.WARNING:
+            severity = Severity.ERROR
+        steps.append((rule.check, rule, severity))
+    plan = (prof, tuple(steps), tuple(applied))
+    if len(_PLANS) >= 256:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan[1], plan[2]
+
+
+_V3 = x509.Version.v3  # an enum member read off its class costs more on 3.11
+
+
 def _is_v3(cert: x509.Certificate) -> bool:
     try:
-        return cert.version is x509.Version.v3
+        return cert.version is _V3
     except Exception:
         return False

@@ -15,6 +15,7 @@ the attribute types and string types used in certificates.
 from __future__ import annotations
 
 import binascii
+import re
 import threading
 from typing import NamedTuple
 
@@ -23,7 +24,16 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from capif8sec._der import DerError, element_bounds
 
-__all__ = ["CertNames", "RawAttribute", "RawName", "cert_names", "crl_issuer", "parse_name"]
+__all__ = [
+    "CertLayout",
+    "CertNames",
+    "RawAttribute",
+    "RawName",
+    "cert_layout",
+    "cert_names",
+    "crl_issuer",
+    "parse_name",
+]
 
 UTF8STRING, PRINTABLESTRING, IA5STRING, BITSTRING = 0x0C, 0x13, 0x16, 0x03
 _PRINTABLE = frozenset(
@@ -91,11 +101,16 @@ class RawName:
         )
 
 
+_SPECIAL = re.compile(r'[\\"+,;<>\x00]')  # what the replacements below escape
+
+
 def _escape(value: str | bytes) -> str:
     if isinstance(value, bytes):
         return "#" + binascii.hexlify(value).decode("ascii")
     if not value:
         return ""
+    if value[0] not in "# " and value[-1] != " " and _SPECIAL.search(value) is None:
+        return value  # nothing to escape (the usual case)
     for char, escaped in (
         ("\\", "\\\\"),
         ('"', '\\"'),
@@ -174,29 +189,24 @@ def parse_name(der: bytes, start: int = 0, end: int | None = None) -> RawName:
     if known is not None:
         return known
     rdns = []
+    texts = []
     while pos < stop:
         set_tag, set_pos, set_end = element_bounds(der, pos, stop)
         if set_tag != 0x31 or set_pos == set_end:
             raise DerError("an RDN is not a non-empty SET")
-        attrs = []
-        while set_pos < set_end:
-            seq_tag, a_pos, a_end = element_bounds(der, set_pos, set_end)
-            if seq_tag != 0x30:
-                raise DerError("an AttributeTypeAndValue is not a SEQUENCE")
-            oid_tag, o_pos, o_end = element_bounds(der, a_pos, a_end)
-            if oid_tag != 0x06:
-                raise DerError("an attribute type is not an OBJECT IDENTIFIER")
-            v_tag, v_pos, v_end = element_bounds(der, o_end, a_end)
-            if v_end != a_end:
-                raise DerError("trailing data in an AttributeTypeAndValue")
-            oid = _oid(der[o_pos:o_end])
-            if (v_tag == BITSTRING) != (oid == X500_UNIQUE_IDENTIFIER):
-                raise DerError("only x500UniqueIdentifier is a BIT STRING")  # as cryptography
-            attrs.append(RawAttribute(oid, v_tag, _value(v_tag, der[v_pos:v_end])))
-            set_pos = a_end
-        rdns.append(tuple(attrs))
+        raw_rdn = der[pos:set_end]
+        known_rdn = _RDNS.get(raw_rdn)  # C=, O= repeat in every certificate of one PKI
+        if known_rdn is None:
+            known_rdn = _parse_rdn(der, set_pos, set_end)
+            if len(_RDNS) >= _NAMES_MAX:
+                _RDNS.clear()
+            _RDNS[raw_rdn] = known_rdn
+        rdns.append(known_rdn[0])
+        texts.append(known_rdn[1])
         pos = set_end
     name = RawName(raw, tuple(rdns))
+    texts.reverse()
+    name._text = ",".join(texts)  # what _render() gives
     with _lock:
         if len(_NAMES) >= _NAMES_MAX:
             _NAMES.clear()
@@ -204,6 +214,31 @@ def parse_name(der: bytes, start: int = 0, end: int | None = None) -> RawName:
     return name
 
 
+def _parse_rdn(der: bytes, set_pos: int, set_end: int) -> tuple[tuple[RawAttribute, ...], str]:
+    """The attributes of the RDN whose SET content is ``der[set_pos:set_end]``, and its
+    RFC 4514 rendering."""
+    attrs = []
+    while set_pos < set_end:
+        seq_tag, a_pos, a_end = element_bounds(der, set_pos, set_end)
+        if seq_tag != 0x30:
+            raise DerError("an AttributeTypeAndValue is not a SEQUENCE")
+        oid_tag, o_pos, o_end = element_bounds(der, a_pos, a_end)
+        if oid_tag != 0x06:
+            raise DerError("an attribute type is not an OBJECT IDENTIFIER")
+        v_tag, v_pos, v_end = element_bounds(der, o_end, a_end)
+        if v_end != a_end:
+            raise DerError("trailing data in an AttributeTypeAndValue")
+        oid = _oid(der[o_pos:o_end])
+        if (v_tag == BITSTRING) != (oid == X500_UNIQUE_IDENTIFIER):
+            raise DerError("only x500UniqueIdentifier is a BIT STRING")  # as cryptography
+        attrs.append(RawAttribute(oid, v_tag, _value(v_tag, der[v_pos:v_end])))
+        set_pos = a_end
+    text = "+".join(f"{_LABELS.get(a.oid, a.oid)}={_escape(a.value)}" for a in attrs)
+    return tuple(attrs), text
+
+
+#: Parsed RDNs (attributes, RFC 4514 text) by the exact DER of their SET (bounded).
+_RDNS: dict[bytes, tuple[tuple[RawAttribute, ...], str]] = {}
 #: Parsed names by their exact DER (a pure function of the bytes; bounded).
 _NAMES: dict[bytes, RawName] = {}
 _NAMES_MAX = 4096
@@ -226,21 +261,56 @@ def _fields(der: bytes, pos: int, end: int, count: int) -> list[tuple[int, int, 
     return out
 
 
-def names_from_der(cert_der: bytes) -> CertNames:
-    """Subject and issuer from a certificate's DER (Certificate -> TBSCertificate fields)."""
+class CertLayout(NamedTuple):
+    """Where a certificate's parts are in its DER (start, end offsets of whole elements)."""
+
+    #: the outer signatureAlgorithm AlgorithmIdentifier
+    signature_algorithm: tuple[int, int]
+    #: whether the outer signature BIT STRING has 0 unused bits (see capif8sec.certs.parse)
+    signature_aligned: bool
+    #: the SubjectPublicKeyInfo
+    spki: tuple[int, int]
+    #: the TBSCertificate fields after the SubjectPublicKeyInfo (unique ids, extensions)
+    after_spki: tuple[int, int]
+
+
+def _layout(cert_der: bytes) -> tuple[CertNames, CertLayout]:
+    """Subject, issuer and the layout of a certificate's DER, in one walk."""
     _, pos, end = element_bounds(cert_der)
-    _, pos, end = element_bounds(cert_der, pos, end)  # TBSCertificate
-    fields = _fields(cert_der, pos, end, 6)
+    _, tbs_pos, tbs_end = element_bounds(cert_der, pos, end)  # TBSCertificate
+    try:
+        outer = _fields(cert_der, pos, end, 4)
+    except DerError:  # signature fields: judged by signature_aligned, not a names error
+        outer = []
+    fields = _fields(cert_der, tbs_pos, tbs_end, 6)
     if fields and fields[0][1] == 0xA0:  # explicit version
         fields = fields[1:]
     if len(fields) < 5:
         raise DerError("truncated TBSCertificate")
     (i_start, _, i_end), (s_start, _, s_end) = fields[2], fields[4]
-    return CertNames(parse_name(cert_der, s_start, s_end), parse_name(cert_der, i_start, i_end))
+    names = CertNames(parse_name(cert_der, s_start, s_end), parse_name(cert_der, i_start, i_end))
+    aligned = len(outer) == 3 and outer[2][2] == end and _aligned(cert_der, outer[2])
+    signature_algorithm = (outer[1][0], outer[1][2]) if len(outer) > 1 else (end, end)
+    try:  # the SubjectPublicKeyInfo, after the subject (not a names error either)
+        spki_end = element_bounds(cert_der, s_end, tbs_end)[2]
+    except DerError:  # the raw reader then declines and pyca decides
+        return names, CertLayout(signature_algorithm, aligned, (end, end), (end, end))
+    return names, CertLayout(signature_algorithm, aligned, (s_end, spki_end), (spki_end, tbs_end))
+
+
+def _aligned(der: bytes, part: tuple[int, int, int]) -> bool:
+    start, tag, stop = part
+    _, content, _ = element_bounds(der, start, stop)
+    return tag == 0x03 and content < stop and der[content] == 0
+
+
+def names_from_der(cert_der: bytes) -> CertNames:
+    """Subject and issuer from a certificate's DER (Certificate -> TBSCertificate fields)."""
+    return _layout(cert_der)[0]
 
 
 _lock = threading.Lock()
-_cache: dict[int, tuple[x509.Certificate, CertNames]] = {}
+_cache: dict[int, tuple[x509.Certificate, CertNames, CertLayout | None]] = {}
 _CACHE_MAX = 256
 
 
@@ -253,12 +323,21 @@ def cert_names(cert: x509.Certificate, der: bytes | None = None) -> CertNames:
     hit = _cache.get(id(cert))
     if hit is not None and hit[0] is cert:
         return hit[1]
-    names = names_from_der(der if der is not None else cert.public_bytes(Encoding.DER))
+    names, layout = _layout(der if der is not None else cert.public_bytes(Encoding.DER))
     with _lock:
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()
-        _cache[id(cert)] = (cert, names)
+        _cache[id(cert)] = (cert, names, layout if der is not None else None)
     return names
+
+
+def cert_layout(cert: x509.Certificate, der: bytes) -> CertLayout:
+    """The layout of ``der``, the exact encoding ``cert`` was parsed from (remembered with its
+    names when :func:`cert_names` read them from ``der``)."""
+    hit = _cache.get(id(cert))
+    if hit is not None and hit[0] is cert and hit[2] is not None:
+        return hit[2]
+    return _layout(der)[1]
 
 
 def crl_issuer(crl: x509.CertificateRevocationList) -> RawName:

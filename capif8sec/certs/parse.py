@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from capif8sec._der import DerError, element_bounds
-from capif8sec.certs.names import cert_names, crl_issuer
+from capif8sec.certs.names import cert_layout, cert_names, crl_issuer
 from capif8sec.errors import CertificateParseError, CrlError
 
 __all__ = [
@@ -143,7 +143,12 @@ def _checked_certificate(cert: x509.Certificate, der: bytes | None = None) -> x5
         raise CertificateParseError(
             f"the certificate's subject or issuer name cannot be decoded: {_short(exc)}"
         ) from exc
-    if not _signature_octet_aligned(der if der is not None else cert.public_bytes(Encoding.DER)):
+    aligned = (
+        cert_layout(cert, der).signature_aligned  # walked with the names
+        if der is not None
+        else _signature_octet_aligned(cert.public_bytes(Encoding.DER))
+    )
+    if not aligned:
         raise CertificateParseError(_UNALIGNED.format(what="certificate"))
     if der is None:
         if len(_CHECKED_OBJECTS) >= _CHECKED_OBJECTS_MAX:

@@ -246,8 +246,13 @@ def get_profile(name: str | Profile) -> Profile:
         raise UsageError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
 
 
+_NO_DEVIATIONS: frozenset[str] = frozenset()
+
+
 def check_deviations(names: object) -> frozenset[str]:
     """Validate deviation names; unknown ones are a :class:`UsageError`."""
+    if type(names) is tuple and not names:  # (), the default of every caller
+        return _NO_DEVIATIONS
     if isinstance(names, str):
         raise UsageError("deviations must be a collection of names, not a string")
     try:

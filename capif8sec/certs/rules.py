@@ -18,10 +18,11 @@ from attrs import frozen
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ObjectIdentifier
-from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from capif8sec.certs import names
 from capif8sec.certs.facts import CertFacts, KeyFacts
+from capif8sec.certs.rawfacts import BasicConstraintsFacts, KeyUsageFacts, SanFacts
 from capif8sec.certs.report import Severity
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,29 +112,20 @@ class Rule:
 # --------------------------------------------------------------------------- helpers
 
 
-def _ext_value(ctx: LintContext, oid: ObjectIdentifier) -> x509.ExtensionType | None:
-    ext = ctx.facts.ext(oid)
-    return ext.value if ext is not None else None
+def _key_usage(ctx: LintContext) -> KeyUsageFacts | None:
+    return ctx.facts.exts.key_usage
 
 
-def _key_usage(ctx: LintContext) -> x509.KeyUsage | None:
-    value = _ext_value(ctx, ExtensionOID.KEY_USAGE)
-    return value if isinstance(value, x509.KeyUsage) else None
+def _basic_constraints(ctx: LintContext) -> BasicConstraintsFacts | None:
+    return ctx.facts.exts.basic_constraints
 
 
-def _basic_constraints(ctx: LintContext) -> x509.BasicConstraints | None:
-    value = _ext_value(ctx, ExtensionOID.BASIC_CONSTRAINTS)
-    return value if isinstance(value, x509.BasicConstraints) else None
+def _eku(ctx: LintContext) -> tuple[str, ...] | None:
+    return ctx.facts.exts.eku
 
 
-def _eku(ctx: LintContext) -> x509.ExtendedKeyUsage | None:
-    value = _ext_value(ctx, ExtensionOID.EXTENDED_KEY_USAGE)
-    return value if isinstance(value, x509.ExtendedKeyUsage) else None
-
-
-def _san(ctx: LintContext) -> x509.SubjectAlternativeName | None:
-    value = _ext_value(ctx, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
-    return value if isinstance(value, x509.SubjectAlternativeName) else None
+def _san(ctx: LintContext) -> SanFacts | None:
+    return ctx.facts.exts.san
 
 
 def _roles(ctx: LintContext) -> tuple[str, ...]:
@@ -142,11 +134,18 @@ def _roles(ctx: LintContext) -> tuple[str, ...]:
     return (ctx.role,) if ctx.role else ()
 
 
-_ROLE_EKU = {"server": ExtendedKeyUsageOID.SERVER_AUTH, "client": ExtendedKeyUsageOID.CLIENT_AUTH}
+_ROLE_EKU = {
+    "server": ExtendedKeyUsageOID.SERVER_AUTH.dotted_string,
+    "client": ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string,
+}
+_ANY_EKU = ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE.dotted_string
 _ROLE_EKU_NAME = {"server": "id-kp-serverAuth", "client": "id-kp-clientAuth"}
 
 
 # --------------------------------------------------------------------------- 6.1.1 common
+
+
+_V3 = x509.Version.v3
 
 
 def _check_version(ctx: LintContext) -> Iterator[Violation]:
@@ -155,7 +154,7 @@ def _check_version(ctx: LintContext) -> Iterator[Violation]:
     except Exception:
         yield Violation("the certificate's version field is not a known X.509 version", "version")
         return
-    if version is not x509.Version.v3:
+    if version is not _V3:
         yield Violation(f"certificate is X.509 {version.name}; it must be v3", "version")
 
 
@@ -290,11 +289,11 @@ def _check_extensions_decodable(ctx: LintContext) -> Iterator[Violation]:
 
 
 def _check_extension_criticality(ctx: LintContext) -> Iterator[Violation]:
-    table = ctx.profile.criticality
-    for oid, ext in ctx.facts.extensions.items():
+    table = _dotted_criticality(ctx.profile)
+    for oid, critical in ctx.facts.exts.critical.items():
         expected = table.get(oid)
         if expected is None:
-            if ext.critical:
+            if critical:
                 name = _oid_name(oid)
                 yield Violation(
                     f"{name} is marked critical, but this profile does not know it as critical",
@@ -302,15 +301,31 @@ def _check_extension_criticality(ctx: LintContext) -> Iterator[Violation]:
                 )
             continue
         want, clause = expected
-        if want == "critical" and not ext.critical:
+        if want == "critical" and not critical:
             name = _oid_name(oid)
             yield Violation(f"{name} must be critical", f"extensions.{name}", clause)
-        elif want == "non-critical" and ext.critical:
+        elif want == "non-critical" and critical:
             name = _oid_name(oid)
             yield Violation(f"{name} must be non-critical", f"extensions.{name}", clause)
 
 
-def _oid_name(oid: ObjectIdentifier) -> str:
+_DOTTED_TABLES: dict[int, tuple[Profile, dict[str, tuple[str, str]]]] = {}
+
+
+def _dotted_criticality(profile: Profile) -> dict[str, tuple[str, str]]:
+    """The profile's criticality table keyed by dotted OID (remembered per profile object)."""
+    hit = _DOTTED_TABLES.get(id(profile))
+    if hit is not None and hit[0] is profile:
+        return hit[1]
+    table = {oid.dotted_string: want for oid, want in profile.criticality.items()}
+    if len(_DOTTED_TABLES) >= 64:
+        _DOTTED_TABLES.clear()
+    _DOTTED_TABLES[id(profile)] = (profile, table)
+    return table
+
+
+def _oid_name(dotted: str) -> str:
+    oid = ObjectIdentifier(dotted)
     if oid == NF_TYPES_OID:
         return "nfTypes"
     name = oid._name
@@ -332,7 +347,23 @@ _FORM_1_C_O = frozenset({"O", "CO"})
 _FORM_2 = re.compile("DD+U?N")
 
 
+_NAME_FORMS: dict[tuple[bytes, bool], bool] = {}
+
+
 def _name_form_ok(name: names.RawName, allow_c_o: bool) -> bool:
+    """Whether ``name`` has one of the two forms; remembered by the name's DER (issuers repeat
+    in every certificate they issue)."""
+    key = (name.der, allow_c_o)
+    known = _NAME_FORMS.get(key)
+    if known is None:
+        known = _name_form(name, allow_c_o)
+        if len(_NAME_FORMS) >= 1024:
+            _NAME_FORMS.clear()
+        _NAME_FORMS[key] = known
+    return known
+
+
+def _name_form(name: names.RawName, allow_c_o: bool) -> bool:
     letters = []
     o_cn_utf8 = True
     for rdn in name.rdns:
@@ -377,7 +408,7 @@ def _check_validity_order(ctx: LintContext) -> Iterator[Violation]:
 
 
 def _check_key_usage_present(ctx: LintContext) -> Iterator[Violation]:
-    if ctx.facts.ext(ExtensionOID.KEY_USAGE) is None:
+    if ctx.facts.exts.key_usage is None:
         yield Violation("keyUsage is missing", "extensions.keyUsage")
 
 
@@ -409,19 +440,21 @@ def _check_eku_role(ctx: LintContext) -> Iterator[Violation]:
 
 def _check_eku_any(ctx: LintContext) -> Iterator[Violation]:
     eku = _eku(ctx)
-    if eku is not None and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
+    if eku is not None and _ANY_EKU in eku:
         yield Violation("anyExtendedKeyUsage is not accepted", "extensions.extendedKeyUsage")
 
 
 def _check_crl_distribution_point(ctx: LintContext) -> Iterator[Violation]:
-    value = _ext_value(ctx, ExtensionOID.CRL_DISTRIBUTION_POINTS)
-    if not isinstance(value, x509.CRLDistributionPoints):
+    uris = ctx.facts.exts.crl_uris
+    if uris is None:
         yield Violation("cRLDistributionPoints is missing", "extensions.cRLDistributionPoints")
         return
-    if not crl_urls(value):
-        yield Violation(
-            "cRLDistributionPoints holds no HTTP or LDAP URI", "extensions.cRLDistributionPoints"
-        )
+    for uri in uris:
+        if uri.lower().startswith(_CRL_SCHEMES):
+            return
+    yield Violation(
+        "cRLDistributionPoints holds no HTTP or LDAP URI", "extensions.cRLDistributionPoints"
+    )
 
 
 def crl_urls(value: x509.CRLDistributionPoints) -> list[str]:
@@ -430,10 +463,13 @@ def crl_urls(value: x509.CRLDistributionPoints) -> list[str]:
     for point in value:
         for name in point.full_name or ():
             if isinstance(name, x509.UniformResourceIdentifier) and name.value.lower().startswith(
-                ("http://", "https://", "ldap://", "ldaps://")
+                _CRL_SCHEMES
             ):
                 urls.append(name.value)
     return urls
+
+
+_CRL_SCHEMES = ("http://", "https://", "ldap://", "ldaps://")
 
 
 def _check_not_ca(ctx: LintContext) -> Iterator[Violation]:
@@ -447,9 +483,7 @@ def _check_not_ca(ctx: LintContext) -> Iterator[Violation]:
 
 def _check_san_present_for_identity(ctx: LintContext) -> Iterator[Violation]:
     san = _san(ctx)
-    if san is None or not any(
-        isinstance(n, (x509.DNSName, x509.UniformResourceIdentifier, x509.IPAddress)) for n in san
-    ):
+    if san is None or not (san.dns or san.uris or san.ips):
         yield Violation(
             "no DNS, URI or IP subjectAltName: the certificate carries no identity usable for "
             "authentication and policy checks, and path validation will refuse it",
@@ -468,8 +502,8 @@ def _check_eku_present(ctx: LintContext) -> Iterator[Violation]:
 
 
 def _check_aki(ctx: LintContext) -> Iterator[Violation]:
-    value = _ext_value(ctx, ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
-    if not isinstance(value, x509.AuthorityKeyIdentifier) or value.key_identifier is None:
+    key_id = ctx.facts.exts.aki_key_id
+    if key_id is None:
         yield Violation(
             "authorityKeyIdentifier with a keyIdentifier is mandatory",
             "extensions.authorityKeyIdentifier",
@@ -478,7 +512,7 @@ def _check_aki(ctx: LintContext) -> Iterator[Violation]:
     if ctx.issuer is None:
         return
     expected = key_identifier(ctx.issuer)
-    if expected is not None and value.key_identifier != expected:
+    if expected is not None and key_id != expected:
         yield Violation(
             "authorityKeyIdentifier does not equal the issuer's subjectKeyIdentifier",
             "extensions.authorityKeyIdentifier",
@@ -519,7 +553,7 @@ def _check_san_mandatory(ctx: LintContext) -> Iterator[Violation]:
 
 
 def _check_nf_types(ctx: LintContext) -> Iterator[Violation]:
-    if ctx.facts.ext(NF_TYPES_OID) is None:
+    if NF_TYPES_OID.dotted_string not in ctx.facts.exts.critical:
         yield Violation("nfTypes (id-pe 34, RFC 9310) is mandatory", "extensions.nfTypes")
 
 
@@ -529,7 +563,7 @@ def _check_server_dns_id(ctx: LintContext) -> Iterator[Violation]:
     san = _san(ctx)
     if san is None:
         return  # sba_nf.subject_alt_name reports it
-    if not san.get_values_for_type(x509.DNSName):
+    if not san.dns:
         yield Violation(
             "a server certificate needs a DNS-ID with its FQDN (and must not be IP-only)",
             "extensions.subjectAltName",
