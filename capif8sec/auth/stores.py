@@ -628,6 +628,10 @@ class _DbErrors:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, _: object
     ) -> None:
+        if isinstance(exc, UnicodeDecodeError):  # a damaged file: text that is not UTF-8
+            raise CredentialStoreError(
+                f"{self._path}: credential database error: a text value is not UTF-8"
+            ) from None
         if not isinstance(exc, sqlite3.Error):
             return
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
