@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.capif8sec-installed
 
-.PHONY: demo test lint typecheck docs pytest clean bench
+.PHONY: demo test lint typecheck docs pytest clean bench fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ demo: $(STAMP)
 test: lint typecheck docs pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check capif8sec tests bench examples
-	$(BIN)/ruff format --check capif8sec tests bench examples
+	$(BIN)/ruff check capif8sec tests bench examples fuzz
+	$(BIN)/ruff format --check capif8sec tests bench examples fuzz
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -39,5 +39,15 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# The long fuzz run (docs/security.md, "Fuzzing"): each atheris target for FUZZ_SECONDS, corpus
+# kept in .fuzz/corpus/TARGET (crash files in .fuzz/artifacts/).  The short run is in make test.
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	@mkdir -p .fuzz/artifacts
+	@for t in certs scram; do echo "== fuzz/fuzz_$$t.py for $(FUZZ_SECONDS)s"; \
+	  $(BIN)/python fuzz/fuzz_$$t.py .fuzz/corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 -timeout=30 -rss_limit_mb=4096 \
+	    -artifact_prefix=.fuzz/artifacts/$$t- || exit 1; done
+
 clean:
-	rm -rf $(VENV) .venv-* build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* .fuzz build *.egg-info .pytest_cache .mypy_cache .ruff_cache
