@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from capif8sec.certs import ChainValidator, CrlFetcher, load_certificates
 from capif8sec.certs.parse import CertificateInput, CrlInput
 from capif8sec.errors import CertificateError, TlsConfigError, UsageError
+from capif8sec.tls._openssl import disable_session_cache
 from capif8sec.tls.binding import tls_server_end_point
 from capif8sec.tls.profile import TS33210, TlsProfile
 
@@ -180,6 +181,8 @@ class CapifContext(ssl.SSLContext):
     _capif8sec_alpn: tuple[str, ...]
     _capif8sec_current: CapifContext | None
     _capif8sec_lock: threading.Lock
+    #: Server contexts: whether OpenSSL's session cache is off (no session-ID resumption, R38).
+    _capif8sec_session_cache_off: bool = False
 
     @property
     def settings(self) -> _Settings:
@@ -282,8 +285,11 @@ def _common(ctx: CapifContext, profile: TlsProfile, alpn: Sequence[str], side: s
     profile.apply(ctx)
     if side == "client":
         ctx.options |= ssl.OP_NO_TICKET
-    elif profile.dhe and profile.tls12_suites:
-        _dh_params(ctx, profile.dh_group)
+    else:
+        # R38: no session-ID resumption either (ssl has no switch for OpenSSL's server cache)
+        ctx._capif8sec_session_cache_off = disable_session_cache(ctx)
+        if profile.dhe and profile.tls12_suites:
+            _dh_params(ctx, profile.dh_group)
     alpn = tuple(alpn)
     if any(not p or len(p) > 255 for p in alpn):
         raise TlsConfigError("ALPN protocol names must be 1 to 255 bytes")

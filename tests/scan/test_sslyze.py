@@ -246,6 +246,8 @@ def test_profile_details_the_checker_does_not_cover(scan: Scan) -> None:
         assert scan.run.scan(port, "tls_1_3_early_data")["supports_early_data"] is False  # R37
         resumption = scan.run.scan(port, "session_resumption")
         assert resumption["tls_ticket_resumption_result"] == "NOT_SUPPORTED"  # R38: no tickets
+        # R38: no session-ID resumption either (OpenSSL's session cache is switched off)
+        assert resumption["session_id_resumption_result"] == "NOT_SUPPORTED", resumption
         curves = {c["name"] for c in scan.run.scan(port, "elliptic_curves")["supported_curves"]}
         assert {"secp256r1", "secp384r1", "X25519"} <= curves  # R32
     dhe = [

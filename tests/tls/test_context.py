@@ -527,3 +527,66 @@ def test_client_aborts_without_a_common_alpn_protocol(pki: TestPKI) -> None:
                 server_hostname="ccf.capif.example",
             )
         t.join(5)
+
+
+def _resumed_twice(server_ctx: ssl.SSLContext, rof: IssuedCert, tmp_path: object) -> list[bool]:
+    """Two TLS 1.2 connections from a client that offers the first session again: whether
+    the server resumed each (the server's own ``session_reused``)."""
+    from pathlib import Path
+
+    d = Path(str(tmp_path))
+    (d / "rof.pem").write_bytes(rof.chain_pem)
+    (d / "rof.key").write_bytes(rof.key_pem)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    client.maximum_version = ssl.TLSVersion.TLSv1_2
+    client.load_cert_chain(d / "rof.pem", d / "rof.key")
+    listener = socket.create_server(("127.0.0.1", 0))
+    reused: list[bool] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            raw, _ = listener.accept()
+            conn = server_ctx.wrap_socket(raw, server_side=True)
+            reused.append(bool(conn.session_reused))
+            conn.sendall(b"k")
+            conn.unwrap().close()  # a clean close_notify: OpenSSL keeps the session resumable
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    session = None
+    try:
+        for _ in range(2):
+            raw = socket.create_connection(listener.getsockname(), timeout=5)
+            with client.wrap_socket(
+                raw, server_hostname="ccf.capif.example", session=session
+            ) as conn:
+                conn.recv(1)
+                session = conn.session
+                conn.unwrap()
+        thread.join(5)
+    finally:
+        listener.close()
+    return reused
+
+
+def test_r38_no_session_id_resumption(pki: TestPKI, tmp_path: object) -> None:
+    """R38: resumption is off.  Tickets are off by the profile; OpenSSL's stateful session
+    cache (TLS 1.2 session-ID resumption), which ssl cannot switch off, is turned off through
+    the context's SSL_CTX.  The control: a plain stdlib server with the same certificate
+    resumes the same client's session."""
+    ccf, rof = pki.server_cert(), pki.client_cert()
+    verify = tls.PeerVerification(pki.trust_anchor_pem, crls=[pki.crl()])
+    ours = tls.server_context(present=tls.Identity(ccf.chain_pem, ccf.key_pem), verify=verify)
+    assert ours._capif8sec_session_cache_off
+    assert _resumed_twice(ours, rof, tmp_path) == [False, False]
+    from pathlib import Path
+
+    d = Path(str(tmp_path))
+    (d / "ccf.pem").write_bytes(ccf.chain_pem)
+    (d / "ccf.key").write_bytes(ccf.key_pem)
+    control = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    control.load_cert_chain(d / "ccf.pem", d / "ccf.key")
+    control.options |= ssl.OP_NO_TICKET
+    assert _resumed_twice(control, rof, tmp_path) == [False, True]
