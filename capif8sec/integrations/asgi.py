@@ -266,7 +266,7 @@ class Capif8secMiddleware:
             outcome = self._auth.authenticate(tls, _header(scope, b"authorization"))
             if not isinstance(outcome, Authenticated):
                 status = "continue" if outcome.detail == "continue" else "refused"
-                log.info("401 (%s) for %s %s", status, scope.get("method"), scope.get("path"))
+                log.info("401 (%s) for %r %r", status, scope.get("method"), scope.get("path"))
                 raise _Refused(401, "Unauthorized", outcome.detail, outcome.challenges)
             log.info("authenticated %s by %s", outcome.peer.identity, outcome.peer.method)
             extra = []
@@ -290,7 +290,8 @@ class Capif8secMiddleware:
 
     def _tls_peer(self, scope: Scope) -> TlsPeer:
         peer = connection_peer()
-        if peer is not None and peer.side == "server":
+        # a request that did not come over TLS never takes a checked peer from the context
+        if peer is not None and peer.side == "server" and scope.get("scheme") == "https":
             return peer
         tls = (scope.get("extensions") or {}).get("tls")
         if tls is not None and self._context is not None:

@@ -26,6 +26,7 @@ uvicorn nor hypercorn exposes the connection to the application.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import ssl
@@ -39,9 +40,12 @@ __all__ = [
     "CheckFailed",
     "CheckedSSLObject",
     "CheckedSSLSocket",
+    "asyncio_own_loop",
     "check_during_handshake",
     "connection_peer",
+    "fresh_context",
     "peer_of",
+    "require_asyncio_own_loop",
 ]
 
 log = logging.getLogger("capif8sec.integrations.handshake")
@@ -161,11 +165,52 @@ def peer_of(connection: object) -> TlsPeer:
     return peer
 
 
+def asyncio_own_loop() -> bool:
+    """Whether the running event loop is one of asyncio's own (not uvloop or another).
+
+    The per-connection context that carries :func:`connection_peer` is a property of asyncio's
+    own transports: each transport's read callback runs in a context of its own, in which the
+    handshake completes and from which the server's tasks for that connection are created.
+    uvloop runs every connection of a listener in one shared context, so the value would be
+    the peer of whichever handshake completed last (measured: one ROF's requests served as
+    another's).  Only asyncio's own loops are trusted.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return isinstance(loop, asyncio.BaseEventLoop)
+
+
+def require_asyncio_own_loop() -> None:
+    """Refuse to serve on an event loop other than asyncio's own (see :func:`asyncio_own_loop`).
+
+    :raises TlsConfigError: uvloop or another loop implementation is running.
+    """
+    if not asyncio_own_loop():
+        raise TlsConfigError(
+            "capif8sec's ASGI servers need asyncio's own event loop (not uvloop): the checked "
+            "peer of a connection is carried in the context of asyncio's transports"
+        )
+
+
+def fresh_context() -> contextvars.Context:
+    """A copy of the current context in which no connection peer is set: run a server's
+    tasks in it, so that no peer set earlier in the caller's context is inherited."""
+    ctx = contextvars.copy_context()
+    ctx.run(_CONNECTION_PEER.set, None)
+    return ctx
+
+
 def connection_peer() -> TlsPeer | None:
     """The checked client of the server-side connection the current task serves, or None.
 
     Set when an asyncio server-side handshake on a context prepared by
     :func:`check_during_handshake` completes, in the callback that completes it; inherited by
-    the tasks the server creates for that connection from there on.
+    the tasks the server creates for that connection from there on.  None on any event loop
+    other than asyncio's own (:func:`asyncio_own_loop`): there the value cannot be trusted.
     """
-    return _CONNECTION_PEER.get()
+    peer = _CONNECTION_PEER.get()
+    if peer is None or not asyncio_own_loop():
+        return None
+    return peer

@@ -28,7 +28,11 @@ import hypercorn.config
 
 from capif8sec.errors import TlsConfigError, UsageError
 from capif8sec.integrations.asgi import ASGIApp
-from capif8sec.integrations.handshake import check_during_handshake
+from capif8sec.integrations.handshake import (
+    check_during_handshake,
+    fresh_context,
+    require_asyncio_own_loop,
+)
 from capif8sec.tls.context import CapifContext
 
 __all__ = ["Config", "serve"]
@@ -81,6 +85,7 @@ async def serve(
     the :class:`Config` (``errorlog``, ``keep_alive_timeout``, ...); the TLS settings and binds
     are refused.  Like :func:`capif8sec.integrations.azf.serve`.
     """
+    require_asyncio_own_loop()
     config = Config(context)
     given = _FORBIDDEN.intersection(settings)
     if given:
@@ -96,10 +101,14 @@ async def serve(
     if on_ready is not None:
         on_ready(name[0], name[1])
     try:
-        await hypercorn.asyncio.serve(
-            app,  # type: ignore[arg-type]
-            config,
-            shutdown_trigger=stop.wait if stop is not None else None,
+        # in a context without any connection peer: nothing set by the caller is inherited
+        await asyncio.create_task(
+            hypercorn.asyncio.serve(
+                app,  # type: ignore[arg-type]
+                config,
+                shutdown_trigger=stop.wait if stop is not None else None,
+            ),
+            context=fresh_context(),
         )
     except ssl.SSLError as exc:
         # hypercorn (0.18) gathers its connection tasks at shutdown and re-raises the TLS error

@@ -11,8 +11,10 @@ Older uvicorn releases have no such hook and are refused.
 uvicorn puts nothing about TLS in the ASGI scope (no ``tls`` extension; it reads the transport's
 ``ssl_object`` for ALPN only), so the checked peer reaches
 :class:`~capif8sec.integrations.asgi.Capif8secMiddleware` through
-:func:`~capif8sec.integrations.handshake.connection_peer`.  The event loop is forced to
-``asyncio``: uvloop's TLS implementation is a separate one, not covered by the tests.
+:func:`~capif8sec.integrations.handshake.connection_peer`.  That needs asyncio's own event
+loop: :func:`config` sets ``loop="asyncio"`` (for ``uvicorn.Server.run``), :func:`serve` refuses
+to run on any other loop (uvloop shares one context among the connections of a listener), and
+the middleware finds no peer -- and answers 500 -- on any other loop.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ import uvicorn
 
 from capif8sec.errors import TlsConfigError
 from capif8sec.integrations.asgi import ASGIApp
-from capif8sec.integrations.handshake import check_during_handshake
+from capif8sec.integrations.handshake import (
+    check_during_handshake,
+    fresh_context,
+    require_asyncio_own_loop,
+)
 from capif8sec.tls.context import CapifContext
 
 __all__ = ["config", "serve"]
@@ -85,9 +91,11 @@ async def serve(
     ``port=0`` picks a free port; ``on_ready(host, port)`` runs once uvicorn listens.  Like
     :func:`capif8sec.integrations.azf.serve`.  ``kwargs`` go to :func:`config`.
     """
+    require_asyncio_own_loop()  # Config(loop="asyncio") applies to Server.run() only
     sock = socket.create_server((host, port))
     server = uvicorn.Server(config(app, context, **kwargs))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    # in a context without any connection peer: nothing set by the caller is inherited
+    task = asyncio.create_task(server.serve(sockets=[sock]), context=fresh_context())
     try:
         while not server.started:
             if task.done():

@@ -9,8 +9,9 @@ cache off makes the server do a full handshake instead, which is what the profil
 ``ssl`` has no ``SSL_CTX_set_session_cache_mode``; this module calls it through ``ctypes`` on the
 ``SSL_CTX`` of a context -- carefully, and only where every precondition is checked:
 
-- CPython on Linux, where the ``SSL_CTX *`` is the first field after the object header of an
-  ``ssl.SSLContext`` (true from 3.7 through 3.14; the header size is ``object.__basicsize__``);
+- CPython 3.7 to 3.14 on Linux, where the ``SSL_CTX *`` is the first field after the object
+  header of an ``ssl.SSLContext`` (the header size is ``object.__basicsize__``); call it on a
+  context that is not in use yet (the probe below toggles one of its options, under a lock);
 - the libssl the process already loaded (``RTLD_NOLOAD``: never a second copy), with the
   version number ``ssl`` reports;
 - the pointer is confirmed to be this context's ``SSL_CTX`` before anything is written: OpenSSL
@@ -37,6 +38,7 @@ _SSL_CTRL_GET_SESS_CACHE_MODE = 45
 _SSL_SESS_CACHE_OFF = 0
 
 _lock = threading.Lock()
+_probe_lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _lib_checked = False
 
@@ -48,7 +50,11 @@ def _libssl() -> ctypes.CDLL | None:
         if _lib_checked:
             return _lib
         _lib_checked = True
-        if sys.implementation.name != "cpython" or not sys.platform.startswith("linux"):
+        if (
+            sys.implementation.name != "cpython"
+            or not sys.platform.startswith("linux")
+            or not (3, 7) <= sys.version_info[:2] <= (3, 14)  # the layouts read from CPython
+        ):
             return None
         try:
             maps = Path("/proc/self/maps").read_text()
@@ -107,9 +113,10 @@ def disable_session_cache(ctx: ssl.SSLContext) -> bool:
     lib = _libssl()
     if lib is None:
         return False
-    pointer = _ssl_ctx(ctx, lib)
-    if pointer is None:
-        return False
-    lib.SSL_CTX_ctrl(pointer, _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
-    mode = lib.SSL_CTX_ctrl(pointer, _SSL_CTRL_GET_SESS_CACHE_MODE, 0, None)
+    with _probe_lock:  # the probe toggles an option: one probe at a time
+        pointer = _ssl_ctx(ctx, lib)
+        if pointer is None:
+            return False
+        lib.SSL_CTX_ctrl(pointer, _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
+        mode = lib.SSL_CTX_ctrl(pointer, _SSL_CTRL_GET_SESS_CACHE_MODE, 0, None)
     return bool(mode == _SSL_SESS_CACHE_OFF)
