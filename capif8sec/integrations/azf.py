@@ -34,6 +34,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Protocol
 
@@ -113,14 +114,28 @@ def parse_request(head: bytes) -> Request | None:
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         return None
     headers: dict[str, list[str]] = {}
+    fields = 0
     for line in lines[1:]:
         if not line:
             continue
         name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or len(headers) > MAX_HEADERS:
+        fields += 1
+        # RFC 9110 5.1/5.5: a field name is a token; no control characters in a value (a bare
+        # CR or LF inside a line would be read differently by another parser)
+        if not sep or _TOKEN.fullmatch(name) is None or fields > MAX_HEADERS:
             return None
-        headers.setdefault(name.lower(), []).append(value.strip())
+        if _CONTROL.search(value) is not None:
+            return None
+        headers.setdefault(name.lower(), []).append(value.strip(" \t"))
+    # One request per connection, and no chunked bodies: a request that frames its body any
+    # other way than by one Content-Length is refused (no framing a proxy could read otherwise)
+    if "transfer-encoding" in headers or len(headers.get("content-length", ())) > 1:
+        return None
     return Request(parts[0], parts[1], headers)
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _json_response(
