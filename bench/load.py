@@ -25,11 +25,11 @@ reported.  The servers run with ``serve``'s default handshake timeout, 10 s.
 Checked (``--check`` exits 1 on any miss): every good ROF served; no hostile peer served or
 left hanging; every slowloris cut between the handshake timeout and twice it (the close times
 are the timeout observed; a busy event loop runs timers late); the server's fds back to their
-baseline after every round; its RSS at the end within 10% of the RSS after the first round
-that held all the connections (glibc keeps freed memory for reuse, so the RSS climbs to a
-plateau set by the most connections held at once; the aio server also reports its RSS after a
-garbage collection and ``malloc_trim(0)``, on SIGUSR1); no traceback in its log; the ratio at
-least 0.8.
+baseline after every round; its RSS, once the server is idle and has handed the heap the burst
+freed back to the OS, within 25% of its RSS after the warm-up round (glibc keeps freed memory
+for reuse, so right after a burst the RSS sits at the burst's high-water mark: ``azf.serve``
+calls ``malloc_trim(0)`` a second after its last connection, the aio server on SIGUSR1, after a
+garbage collection); no traceback in its log; the ratio at least 0.8.
 
 Last line: the ratio of good throughput with/without the hostile share (server CPU time).
 """
@@ -92,7 +92,9 @@ CCF = "ccf.capif.example"
 KEK = "11" * 32
 POOL = 20
 RATIO_GOAL = 0.8
-RSS_SLACK = 0.10
+RSS_SLACK = 0.25
+#: Seconds the bench waits, after the rounds, for azf.serve to hand freed heap back.
+IDLE_RELEASE_WAIT = 12.0
 #: A stalled peer must be cut within this many times the handshake timeout: the timer fires
 #: only when the event loop gets to it, and a loop busy with hundreds of handshakes on a
 #: shared machine gets to it late.
@@ -539,23 +541,25 @@ def run_mode(mode: Mode, m: Material, n: int, share: float, rounds: int, v: Verd
             done.append(r)
         end_fds = _settle(server)
         end_rss = server.rss_kib()
-        trimmed = None
         if mode.trims:
             os.kill(server.pid, signal.SIGUSR1)
             time.sleep(0.5)
-            trimmed = server.rss_kib()
+        else:  # azf.serve hands freed heap back once idle (1 s, at most every 10 s)
+            time.sleep(IDLE_RELEASE_WAIT)
+        released = server.rss_kib()
         log_text = server.log()
     rounds_all = [warm, *done]
     held = max(r.peak_fds for r in rounds_all) - baseline_fds
     peak_rss = max(r.peak_rss for r in rounds_all)
     stalls = [o.seconds for r in rounds_all for o in r.hostile_outcomes if o.kind == "slowloris"]
-    # asyncio allocates 256 KiB per TLS connection and glibc's malloc keeps what the bursts
-    # freed for reuse, so the RSS climbs to a plateau set by the most connections held at once
-    # and stays there; a leak would grow past it round after round.  The baseline is the RSS
-    # after the first round that held all n connections (the first hostile one).
-    first_full = next((r for r in done if r.hostile), warm)
-    baseline_rss = first_full.rss_after
-    growth = (end_rss - baseline_rss) / baseline_rss
+    # asyncio allocates 256 KiB per TLS connection and glibc's malloc keeps what a burst freed
+    # for reuse, so the RSS right after the rounds is the burst's high-water mark.  What must
+    # come back is the memory in use: once the server is idle and the freed heap is handed
+    # back (azf.serve does it by itself; the aio server on SIGUSR1), the RSS must be within
+    # RSS_SLACK of the RSS after the warm-up round (which holds the memoised certificates and
+    # lint reports of the good ROFs' identities, as any server that has seen them).
+    baseline_rss = warm.rss_after
+    growth = (released - baseline_rss) / baseline_rss
     print(
         f"  server fds: start {fds0}, baseline {baseline_fds}, peak {baseline_fds + held} "
         f"(connections held {held}), end {end_fds}"
@@ -563,9 +567,9 @@ def run_mode(mode: Mode, m: Material, n: int, share: float, rounds: int, v: Verd
     print(
         f"  server RSS: start {_mib(rss0)}; after each round "
         + ", ".join(_mib(r.rss_after) for r in rounds_all)
-        + f"; peak {_mib(peak_rss)}; end {_mib(end_rss)}, {growth:+.1%} on the RSS after the "
-        f"first round with all {n} connections"
-        + ("" if trimmed is None else f"; after gc + malloc_trim(0): {_mib(trimmed)}")
+        + f"; peak {_mib(peak_rss)}; right after the rounds {_mib(end_rss)}; once idle and "
+        f"the freed heap handed back: {_mib(released)}, {growth:+.1%} on the RSS after the "
+        "warm-up round"
     )
     if stalls:
         print(
@@ -587,7 +591,9 @@ def run_mode(mode: Mode, m: Material, n: int, share: float, rounds: int, v: Verd
     v.require(
         end_fds <= baseline_fds, f"{mode.name}: fds {end_fds} at the end, baseline {baseline_fds}"
     )
-    v.require(growth <= RSS_SLACK, f"{mode.name}: RSS grew {growth:.1%} over the baseline")
+    v.require(
+        growth <= RSS_SLACK, f"{mode.name}: RSS {growth:+.1%} over the warm-up round's, once idle"
+    )
     v.require(tracebacks == 0, f"{mode.name}: {tracebacks} tracebacks in the server log")
     v.require(held >= n - 1, f"{mode.name}: the server held only {held} of {n} connections at once")
     if stalls:

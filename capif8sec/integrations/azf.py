@@ -50,6 +50,7 @@ from capif8sec.capif8.messages import (
     ResourceOwnerAuthorizationResponse,
     RevocationNotification,
 )
+from capif8sec.integrations._memory import IdleTrimmer
 from capif8sec.integrations.aio import DEFAULT_HANDSHAKE_TIMEOUT, start_server
 from capif8sec.integrations.httpauth import Authenticated, RequestAuthenticator
 from capif8sec.tls.check import TlsPeer
@@ -419,11 +420,19 @@ async def serve(
     """Serve until ``stop`` is set (or forever).  ``on_ready(host, port)`` runs once listening.
 
     ``backlog``: connections the kernel completes and queues before they are accepted.
+    Once no connection has been served for a second after a burst, the heap pages the burst
+    freed are handed back to the OS (glibc's ``malloc_trim``; at most every 10 s), so the
+    resident memory does not stay at the burst's high-water mark.
     """
     the_app = app or AzfApp()
+    trimmer = IdleTrimmer()
 
     async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, tls: TlsPeer) -> None:
-        await _handle(the_app, r, w, tls)
+        trimmer.enter()
+        try:
+            await _handle(the_app, r, w, tls)
+        finally:
+            trimmer.leave()
 
     server = await start_server(
         handler,
