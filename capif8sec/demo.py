@@ -53,7 +53,6 @@ from capif8sec.auth.stores import MemoryStore
 from capif8sec.capif8 import (
     ItemDecision,
     MessageGuard,
-    MessageRefused,
     ResourceOwnerAuthorizationRequest,
     ResourceOwnerAuthorizationResponse,
     RevocationNotification,
@@ -722,7 +721,7 @@ async def _play(log: _Log) -> tuple[list[Outcome], list[str]]:
             try:
                 detail = await step.action()
                 actual = "accepted"
-            except (_Refused, Capif8secError, MessageRefused) as exc:
+            except (_Refused, Capif8secError) as exc:  # MessageRefused is a Capif8secError
                 detail = str(exc) if isinstance(exc, _Refused) else f"{type(exc).__name__}: {exc}"
                 actual = "refused"
             await asyncio.sleep(0)  # let the server finish logging its side
