@@ -348,8 +348,13 @@ def test_decisions_match_a_plain_reading_of_the_rules(
     ]
     peer = psk_peer(who) if method == "psk" else in_channel_peer(who)
     req = PolicyRequest(op, owner, purpose)
-    decision = PolicyEngine(Policy(rules)).decide(peer, req)
+    engine = PolicyEngine(Policy(rules))
+    decision = engine.decide(peer, req)
     assert (decision.allowed, decision.rule) == _plain(rules, f"psk:{who}", method, req)
+    # The fast groups also give the general path's reason for a refusal.
+    general = PolicyEngine(Policy(rules))
+    general._index.rof.fast = ()
+    assert decision[:3] == general.decide(peer, req)[:3]
 
 
 # -- revocation (R62) ------------------------------------------------------------------------
