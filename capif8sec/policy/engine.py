@@ -178,7 +178,7 @@ class _Group:
         self.asps = compiled.asps
         self.apps = compiled.apps
         self.pairs: dict[str, str] = {}
-        self.identities: set[str] | frozenset[str] = set()
+        self.identities: frozenset[str] = frozenset()
 
 
 class _RuleSet:
@@ -213,6 +213,7 @@ class _RuleSet:
                 regex = "|".join(f"(?:{_glob(g)})" for g in globs)
                 patterns.append((re.compile(regex, re.DOTALL), compiled))
         groups: dict[Any, _Group] = {}
+        members: dict[int, set[str]] = {}  # id(group) -> its identity keys
         for rule, compiled in compiled_rules:
             idents, owners = rule.identities, rule.owners
             if (
@@ -226,11 +227,11 @@ class _RuleSet:
             if group is None:
                 group = groups[signature] = _Group(compiled)
             for ident in idents:
-                group.identities.add(ident)
+                members.setdefault(id(group), set()).add(ident)
                 for owner in owners:
                     group.pairs[f"{ident}\x00{owner}"] = compiled.id
         for group in groups.values():
-            group.identities = frozenset(group.identities)
+            group.identities = frozenset(members.get(id(group), ()))
         self.exact = exact
         self.patterns = tuple(patterns)
         self.fast = tuple(groups.values())
