@@ -163,6 +163,8 @@ class ChainValidator:
         self._parsed_intermediates: dict[bytes, tuple[x509.Certificate, ...]] = {}
         self._identities_by_id: dict[int, tuple[x509.Certificate, CertificateIdentities]] = {}
         self._linked: dict[tuple[int, ...], tuple[x509.Certificate, ...]] = {}
+        # check_verified_chain's plans, by (role, chain DER...): see _Plan
+        self._plans: dict[tuple[object, ...], _Plan] = {}
         # id(CRL) -> (the CRL, its serials); None: the entries could not be listed
         self._revoked_serials: dict[
             int, tuple[x509.CertificateRevocationList, frozenset[int] | None]
@@ -253,6 +255,13 @@ class ChainValidator:
         when = _utc(at)
         if not chain:
             raise ChainValidationError("the chain is empty", rule="chain.path")
+        key = (role, *chain) if self._cache_size and all(type(c) is bytes for c in chain) else None
+        if key is not None:
+            plan = self._plans.get(key)
+            if plan is not None and plan.crls is self._crls:
+                done = plan.run(when)
+                if done is not None:
+                    return done
         leaf_der = der_input(chain[0])
         # Elements arrive as the same bytes on every handshake of the same peer: they are
         # parsed once and reused, so their memoised names and lint reports apply (the validity
@@ -279,7 +288,82 @@ class ChainValidator:
                     self._linked[ids] = tuple(certs)
         for cert in certs:
             self._check_time(cert, when)
-        return self._finish(certs, role, when, leaf_der=leaf_der)
+        crls = self._crls
+        verified = self._finish(certs, role, when, leaf_der=leaf_der)
+        if key is not None:
+            plan = self._plan(verified, crls)
+            if plan is not None:
+                with self._lock:
+                    if len(self._plans) >= self._cache_size:
+                        self._plans.clear()
+                    self._plans[key] = plan
+        return verified
+
+    def _plan(
+        self,
+        verified: VerifiedChain,
+        crls: dict[bytes, list[x509.CertificateRevocationList]],
+    ) -> _Plan | None:
+        """What :meth:`check_verified_chain` needs to check this chain again, or None.
+
+        Only facts that depend on the bytes alone go in (the linked path, the lint reports, the
+        identities, the covering CRLs whose signature verified, their serial sets); the
+        validity of every element and the currency of the CRL and absence of the serial are
+        checked on every call (R26).  Whatever the plan cannot decide exactly as the full path
+        would -- a CRL fetcher to consult, a serial on a CRL, no current CRL -- it leaves to
+        the full path.
+        """
+        chain = verified.chain
+        skew = self._skew
+        revocation: list[str | tuple[tuple[dt.datetime, dt.datetime, frozenset[int], str], ...]]
+        revocation = []
+        for i, cert in enumerate(chain[:-1]):
+            issuer = chain[i + 1]
+            status = verified.revocation[i]
+            if "no-revocation-check" in self._deviations:
+                revocation.append(status)
+                continue
+            if not status.startswith("good"):  # not checked: depends on the CRL set alone
+                if crls.get(cert_names(issuer).subject.der) or (
+                    self._fetcher is not None and _cdp_urls(cert)
+                ):
+                    return None
+                revocation.append(status)
+                continue
+            candidates = []
+            for crl in crls.get(cert_names(issuer).subject.der, ()):
+                try:
+                    checked = self._checked(crl, issuer)
+                except CrlError:
+                    return None  # possibly transient (see _checked): no plan
+                if checked.crl.next_update_utc is None or not crlmod.covers(checked, i > 0, cert):
+                    continue  # never usable for this element
+                serials = self._serials(checked.crl)
+                if serials is None:
+                    return None
+                number = f" #{checked.number}" if checked.number is not None else ""
+                candidates.append(
+                    (
+                        checked.crl.last_update_utc - skew,
+                        checked.crl.next_update_utc + skew,
+                        serials,
+                        f"good (CRL{number} of {_subject(issuer)})",
+                    )
+                )
+            if not candidates:
+                return None  # the full path found its CRL by fetching it
+            candidates.sort(key=lambda c: c[0], reverse=True)  # stable: like _usable_crl
+            revocation.append(tuple(candidates))
+        return _Plan(
+            crls,
+            max(c.not_valid_before_utc for c in chain) - skew,
+            min(c.not_valid_after_utc for c in chain) + skew,
+            tuple(c.serial_number for c in chain),
+            tuple(revocation),
+            # the time-independent fields only: no validation result is kept (R26)
+            (chain, verified.profile, verified.role, verified.reports, verified.identities),
+            verified.deviations,
+        )
 
     def _finish(
         self,
@@ -568,6 +652,64 @@ class ChainValidator:
                 self._checked_crls_by_id.clear()
             self._checked_crls_by_id[(id(crl), id(issuer))] = (crl, issuer, result)
         return result
+
+
+class _Plan:
+    """A chain :meth:`ChainValidator.check_verified_chain` passed before, ready to check again.
+
+    :meth:`run` redoes the time-dependent part of the full path -- every element within its
+    validity, and for every element a current CRL of its issuer that does not list it -- and
+    returns None wherever the full path might answer otherwise (an element outside its
+    validity, no current covering CRL, the serial on a CRL): the caller then takes the full
+    path, which raises the precise error.  A CRL's currency is judged as
+    :func:`~capif8sec.certs.crl.check_crl` does, and among the current covering CRLs the
+    newest decides, as in :meth:`ChainValidator._usable_crl`.
+    """
+
+    __slots__ = ("crls", "deviations", "facts", "not_after", "not_before", "revocation", "serials")
+
+    def __init__(
+        self,
+        crls: dict[bytes, list[x509.CertificateRevocationList]],
+        not_before: dt.datetime,
+        not_after: dt.datetime,
+        serials: tuple[int, ...],
+        revocation: tuple[
+            str | tuple[tuple[dt.datetime, dt.datetime, frozenset[int], str], ...], ...
+        ],
+        facts: tuple[
+            tuple[x509.Certificate, ...], str, str, tuple[Report, ...], CertificateIdentities
+        ],
+        deviations: tuple[str, ...],
+    ) -> None:
+        self.crls = crls  # the CRL set the plan was made with (replace_crls swaps the dict)
+        self.not_before = not_before
+        self.not_after = not_after
+        self.serials = serials
+        self.revocation = revocation
+        self.facts = facts
+        self.deviations = deviations
+
+    def run(self, when: dt.datetime) -> VerifiedChain | None:
+        if not self.not_before <= when <= self.not_after:
+            return None
+        statuses: list[str] = []
+        for serial, element in zip(self.serials, self.revocation, strict=False):
+            if isinstance(element, str):
+                statuses.append(element)
+                continue
+            for this_update, next_update, revoked, status in element:
+                if this_update <= when <= next_update:
+                    if serial in revoked:
+                        return None
+                    statuses.append(status)
+                    break
+            else:
+                return None
+        chain, profile, role, reports, identities = self.facts
+        return VerifiedChain(
+            chain, profile, role, reports, identities, tuple(statuses), self.deviations, when
+        )
 
 
 def _extension_policies(profile: Profile) -> tuple[ExtensionPolicy, ExtensionPolicy]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ssl
+import threading
 from typing import Any
 
 from attrs import field, frozen
@@ -187,7 +188,7 @@ def _check(conn: Connection, at: dt.datetime | None) -> TlsPeer:
                 "no reference identity: set PeerVerification.expected_identity or pass "
                 "server_hostname"
             )
-        if not matches_reference(identities, reference):
+        if not _matches(identities, reference):
             raise HandshakeRejected(
                 f"the server certificate does not match {reference!r} "
                 f"(it names {list(identities.dns_names) + list(identities.uris)})"
@@ -203,6 +204,25 @@ def _check(conn: Connection, at: dt.datetime | None) -> TlsPeer:
         alpn,
         channel_binding=binding,
     )
+
+
+_MATCHES: dict[tuple[int, str], tuple[CertificateIdentities, bool]] = {}
+_MATCHES_LOCK = threading.Lock()
+
+
+def _matches(identities: CertificateIdentities, reference: str) -> bool:
+    """:func:`matches_reference`, remembered per identities object (the validator hands out one
+    per certificate) and reference: RFC 9525 matching depends on those two values alone."""
+    key = (id(identities), reference)
+    seen = _MATCHES.get(key)
+    if seen is not None and seen[0] is identities:
+        return seen[1]
+    result = matches_reference(identities, reference)
+    with _MATCHES_LOCK:
+        if len(_MATCHES) >= 1024:
+            _MATCHES.clear()
+        _MATCHES[key] = (identities, result)
+    return result
 
 
 def _check_psk(conn: Connection, settings: _Settings, version: str, cipher: str) -> TlsPeer:
