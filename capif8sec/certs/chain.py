@@ -163,6 +163,8 @@ class ChainValidator:
         self._parsed_intermediates: dict[bytes, tuple[x509.Certificate, ...]] = {}
         self._identities_by_id: dict[int, tuple[x509.Certificate, CertificateIdentities]] = {}
         self._linked: dict[tuple[int, ...], tuple[x509.Certificate, ...]] = {}
+        # verify's paths proven by pyca, by id(intermediate): see _prove
+        self._proven: dict[int, tuple[x509.Certificate, tuple[x509.Certificate, ...], Store]] = {}
         # check_verified_chain's plans, by (role, chain DER...): see _Plan
         self._plans: dict[tuple[object, ...], _Plan] = {}
         # id(CRL) -> (the CRL, its serials); None: the entries could not be listed
@@ -230,7 +232,10 @@ class ChainValidator:
                         rule="chain.path",
                     )
         self._check_time(leaf_cert, when)
-        chain = self._build_path(leaf_cert, pool, when)
+        chain = self._proven_path(leaf_cert, pool, when)
+        if chain is None:
+            chain = self._build_path(leaf_cert, pool, when)
+            self._prove(pool, chain)
         return self._finish(chain, role, when, leaf_der=der_input(leaf))
 
     def check_verified_chain(
@@ -440,6 +445,67 @@ class ChainValidator:
                 rule="chain.path",
             )
         return list(verified.chain)
+
+    def _prove(self, pool: list[x509.Certificate], chain: list[x509.Certificate]) -> None:
+        """Remember that pyca validated a path through the one intermediate offered.
+
+        Kept: the path from that intermediate to the anchor, which pyca checked as a whole --
+        the signatures along it and the CA rules for every CA in it, all functions of the
+        bytes.  Not kept when a CA in it carries a constraint that reaches down to the leaf
+        (name constraints, policy constraints, inhibitAnyPolicy): those must be applied to
+        each new leaf by a full validation.  See :meth:`_proven_path`.
+        """
+        if not self._cache_size or len(pool) != 1 or len(chain) < 3 or chain[1] != pool[0]:
+            return
+        tail = tuple(chain[1:])
+        try:
+            if any(ext.oid in _REACHING_DOWN for cert in tail for ext in cert.extensions):
+                return
+        except Exception:  # undecodable extensions: nothing to remember
+            return
+        with self._lock:
+            if len(self._proven) >= self._cache_size:
+                self._proven.clear()
+            self._proven[id(pool[0])] = (pool[0], tail, Store([chain[1]]))
+
+    def _proven_path(
+        self, leaf: x509.Certificate, pool: list[x509.Certificate], when: dt.datetime
+    ) -> list[x509.Certificate] | None:
+        """The path through an intermediate :meth:`_prove` remembered, or None.
+
+        pyca then validates only the leaf, with that intermediate as its anchor: the leaf's
+        signature, its validity and the end-entity rules.  What pyca does not redo here is
+        what it proved for the rest of the path before (signatures, CA rules); the validity
+        of every element of the rest is checked here at the instant pyca would use.  Any
+        doubt -- a refusal included -- returns None, and the caller runs the full validation,
+        which gives the precise error; so this path never accepts what the full one refuses.
+        """
+        if len(pool) != 1:
+            return None
+        seen = self._proven.get(id(pool[0]))
+        if seen is None or seen[0] is not pool[0]:
+            return None
+        _, tail, store = seen
+        if cert_names(leaf).issuer != cert_names(tail[0]).subject:
+            return None
+        at = _clamp(when, leaf, self._skew)
+        if any(not c.not_valid_before_utc <= at <= c.not_valid_after_utc for c in tail):
+            return None
+        verifier = (
+            PolicyBuilder()
+            .store(store)
+            .time(at)
+            .max_chain_depth(self._max_depth)
+            .extension_policies(ca_policy=self._ca_policy, ee_policy=self._ee_policy)
+            .build_client_verifier()
+        )
+        try:
+            verified = verifier.verify(leaf, [])
+        except Exception:
+            return None
+        if len(verified.chain) != 2 or verified.chain[1] != tail[0]:
+            return None
+        return [leaf, *tail]
 
     def _check_profiles(
         self, chain: Sequence[x509.Certificate], role: str, leaf_der: bytes | None = None
@@ -710,6 +776,18 @@ class _Plan:
         return VerifiedChain(
             chain, profile, role, reports, identities, tuple(statuses), self.deviations, when
         )
+
+
+#: CA extensions whose constraints apply to the certificates below: a path through a CA that
+#: carries one is never shortened (see ChainValidator._prove).
+_REACHING_DOWN = frozenset(
+    {
+        x509.oid.ExtensionOID.NAME_CONSTRAINTS,
+        x509.oid.ExtensionOID.POLICY_CONSTRAINTS,
+        x509.oid.ExtensionOID.INHIBIT_ANY_POLICY,
+        x509.oid.ExtensionOID.POLICY_MAPPINGS,
+    }
+)
 
 
 def _extension_policies(profile: Profile) -> tuple[ExtensionPolicy, ExtensionPolicy]:
