@@ -25,6 +25,7 @@ from cryptography.x509.verification import (
 )
 
 from capif8sec.certs import crl as crlmod
+from capif8sec.certs.crl import shift as _shift
 from capif8sec.certs.identities import CertificateIdentities, identities_of
 from capif8sec.certs.lint import der_input, lint_certificate
 from capif8sec.certs.names import cert_names, crl_issuer
@@ -196,6 +197,7 @@ class ChainValidator:
             self._checked_crls = {}
             self._checked_crls_by_id = {}
             self._revoked_serials = {}
+            self._plans = {}  # made with the old set: they could never be used again
 
     # ------------------------------------------------------------------ validation
 
@@ -222,7 +224,10 @@ class ChainValidator:
         when = _utc(at)
         leaf_cert = self._certificate(leaf)
         pool: list[x509.Certificate] = []
+        interned = True  # every intermediate came through the bytes-keyed parse memo
         for item in intermediates:
+            if type(item) is not bytes or len(item) > MAX_CERTIFICATE_BYTES:
+                interned = False
             for cert in self._intermediates(item):
                 if cert not in pool and cert != leaf_cert:
                     pool.append(cert)
@@ -235,7 +240,8 @@ class ChainValidator:
         chain = self._proven_path(leaf_cert, pool, when)
         if chain is None:
             chain = self._build_path(leaf_cert, pool, when)
-            self._prove(pool, chain)
+            if interned:  # an object parsed afresh would never be looked up again
+                self._prove(pool, chain)
         return self._finish(chain, role, when, leaf_der=der_input(leaf))
 
     def check_verified_chain(
@@ -301,7 +307,8 @@ class ChainValidator:
                 with self._lock:
                     if len(self._plans) >= self._cache_size:
                         self._plans.clear()
-                    self._plans[key] = plan
+                    if crls is self._crls:  # not replaced meanwhile
+                        self._plans[key] = plan
         return verified
 
     def _plan(
@@ -349,8 +356,8 @@ class ChainValidator:
                 number = f" #{checked.number}" if checked.number is not None else ""
                 candidates.append(
                     (
-                        checked.crl.last_update_utc - skew,
-                        checked.crl.next_update_utc + skew,
+                        _shift(checked.crl.last_update_utc, -skew),
+                        _shift(checked.crl.next_update_utc, skew),
                         serials,
                         f"good (CRL{number} of {_subject(issuer)})",
                     )
@@ -361,8 +368,8 @@ class ChainValidator:
             revocation.append(tuple(candidates))
         return _Plan(
             crls,
-            max(c.not_valid_before_utc for c in chain) - skew,
-            min(c.not_valid_after_utc for c in chain) + skew,
+            _shift(max(c.not_valid_before_utc for c in chain), -skew),
+            _shift(min(c.not_valid_after_utc for c in chain), skew),
             tuple(c.serial_number for c in chain),
             tuple(revocation),
             # the time-independent fields only: no validation result is kept (R26)
@@ -396,12 +403,12 @@ class ChainValidator:
         )
 
     def _check_time(self, cert: x509.Certificate, when: dt.datetime) -> None:
-        if cert.not_valid_after_utc < when - self._skew:
+        if cert.not_valid_after_utc < _shift(when, -self._skew):
             raise CertificateExpired(
                 f"certificate {_subject(cert)} expired at {cert.not_valid_after_utc.isoformat()}",
                 rule="chain.validity",
             )
-        if cert.not_valid_before_utc > when + self._skew:
+        if cert.not_valid_before_utc > _shift(when, self._skew):
             raise CertificateExpired(
                 f"certificate {_subject(cert)} is not valid before "
                 f"{cert.not_valid_before_utc.isoformat()}",
@@ -457,6 +464,11 @@ class ChainValidator:
         """
         if not self._cache_size or len(pool) != 1 or len(chain) < 3 or chain[1] != pool[0]:
             return
+        # A trust anchor named like the intermediate is another candidate issuer of the next
+        # leaf, tried by pyca before it: that leaf's path may not go through the intermediate.
+        subject = cert_names(pool[0]).subject
+        if any(cert_names(anchor).subject == subject for anchor in self._anchors):
+            return
         tail = tuple(chain[1:])
         try:
             if any(ext.oid in _REACHING_DOWN for cert in tail for ext in cert.extensions):
@@ -480,7 +492,7 @@ class ChainValidator:
         doubt -- a refusal included -- returns None, and the caller runs the full validation,
         which gives the precise error; so this path never accepts what the full one refuses.
         """
-        if len(pool) != 1:
+        if len(pool) != 1 or leaf in self._anchors:  # a pinned leaf: the full path refuses it
             return None
         seen = self._proven.get(id(pool[0]))
         if seen is None or seen[0] is not pool[0]:
@@ -824,9 +836,9 @@ def _utc(at: dt.datetime | None) -> dt.datetime:
 
 def _clamp(when: dt.datetime, leaf: x509.Certificate, skew: dt.timedelta) -> dt.datetime:
     """Move the instant handed to pyca into the leaf's validity when within ``skew`` of it."""
-    if leaf.not_valid_after_utc < when <= leaf.not_valid_after_utc + skew:
+    if leaf.not_valid_after_utc < when <= _shift(leaf.not_valid_after_utc, skew):
         return leaf.not_valid_after_utc
-    if leaf.not_valid_before_utc - skew <= when < leaf.not_valid_before_utc:
+    if _shift(leaf.not_valid_before_utc, -skew) <= when < leaf.not_valid_before_utc:
         return leaf.not_valid_before_utc
     return when
 

@@ -125,6 +125,19 @@ def check_crl_signature(
     return CheckedCrl(crl, issuer, only_user, only_ca, number, scope)
 
 
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def shift(instant: dt.datetime, by: dt.timedelta) -> dt.datetime:
+    """``instant + by``, saturated at the ends of the datetime range: certificates and CRLs may
+    carry 9999-12-31 or 0001-01-01, and a clock skew must not turn that into an error."""
+    try:
+        return instant + by
+    except OverflowError:
+        return _LATEST if by > dt.timedelta(0) else _EARLIEST
+
+
 def check_crl(
     checked: CheckedCrl, at: dt.datetime, skew: dt.timedelta = dt.timedelta(0)
 ) -> CheckedCrl:
@@ -134,12 +147,12 @@ def check_crl(
     """
     crl = checked.crl
     this_update = crl.last_update_utc
-    if this_update > at + skew:
+    if this_update > shift(at, skew):
         raise CrlError(f"CRL of {_crl_name(crl)} is not yet valid (thisUpdate {this_update})")
     next_update = crl.next_update_utc
     if next_update is None:
         raise CrlError(f"CRL of {_crl_name(crl)} has no nextUpdate")
-    if next_update < at - skew:
+    if next_update < shift(at, -skew):
         raise CrlError(f"CRL of {_crl_name(crl)} is stale (nextUpdate {next_update})")
     return checked
 

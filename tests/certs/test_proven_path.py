@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 
 from capif8sec.certs import ChainValidator
 from capif8sec.errors import CertificateExpired
-from capif8sec.testing import CA, TestPKI
+from capif8sec.testing import CA, CertSpec, TestPKI
 
 
 def _der(cert: x509.Certificate) -> bytes:
@@ -158,3 +158,73 @@ def test_r24_a_root_not_yet_valid_is_refused_after_its_path_was_proven() -> None
     refused = _outcome(warm, _der(leaf.cert), pool, before)
     assert refused[0] == "CertificateExpired", refused
     assert refused == _outcome(_validator(root, crls, cache_size=0), _der(leaf.cert), pool, before)
+
+
+# -- found by review: each of these was accepted (or crashed) where the full path refuses ------
+
+
+def test_r16_a_pinned_leaf_is_refused_after_its_tls_ca_was_proven() -> None:
+    """R16: a leaf that is itself a trust anchor is refused (chain.path), shortened or not."""
+    pki = TestPKI()
+    pinned = pki.client_cert("rof-pinned")
+    crls = [pki.root_ca.crl_pem(), pki.crl()]
+    anchors = [pki.root_ca.cert_pem, pinned.cert_pem]
+    pool = [_der(pki.tls_ca.cert)]
+    warm = ChainValidator(anchors, crls=crls)
+    warm.verify(_der(pki.client_cert("rof-proving").cert), pool, role="client")
+    assert warm._proven
+    refused = _outcome(warm, _der(pinned.cert), pool, None)
+    assert refused == ("ChainValidationError", "chain.path")
+    cold = ChainValidator(anchors, crls=crls, cache_size=0)
+    assert _outcome(cold, _der(pinned.cert), pool, None) == refused
+
+
+def test_r16_an_anchor_named_like_the_tls_ca_keeps_every_path_in_full() -> None:
+    """R16/R24: an anchor with the TLS CA's name and key but another key identifier is the
+    issuer pyca picks for a leaf whose AKI names it; as a TLS CA without pathLen 0 it makes
+    that leaf's chain non-conformant, with or without a proven TLS CA before."""
+    pki = TestPKI()
+    tls_ca = pki.tls_ca
+    other_ski = b"\x01" * 20
+    look_alike = pki.root_ca.sign(
+        CertSpec(
+            subject=tls_ca.cert.subject,
+            ca=True,
+            path_length=None,
+            key_usage=x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            basic_constraints_critical=True,
+            crl_urls=(),
+            subject_key_identifier=False,
+            extra_extensions=((x509.SubjectKeyIdentifier(other_ski), False),),
+        ),
+        tls_ca.private_key,
+    )
+    leaf = tls_ca.issue(
+        pki.spec(
+            "client",
+            authority_key_identifier=False,
+            extra_extensions=((x509.AuthorityKeyIdentifier(other_ski, None, None), False),),
+        )
+    )
+    anchors = [pki.root_ca.cert_pem, look_alike.public_bytes(serialization.Encoding.PEM)]
+    crls = [pki.root_ca.crl_pem(), pki.crl()]
+    pool = [_der(tls_ca.cert)]
+    warm = ChainValidator(anchors, crls=crls)
+    warm.verify(_der(pki.client_cert("rof-proving").cert), pool, role="client")
+    assert not warm._proven
+    refused = _outcome(warm, _der(leaf.cert), pool, None)
+    assert refused == ("ProfileViolation", "chain.issued_by_tls_ca")
+    cold = ChainValidator(anchors, crls=crls, cache_size=0)
+    assert _outcome(cold, _der(leaf.cert), pool, None) == refused
+
+
+def test_r24_intermediates_given_as_text_are_not_remembered() -> None:
+    """An intermediate parsed afresh on every call (PEM text) would never be looked up again:
+    nothing is remembered for it, so the memo cannot fill up with one peer's copies."""
+    pki = TestPKI()
+    crls = [pki.root_ca.crl_pem(), pki.crl()]
+    v = ChainValidator(pki.root_ca.cert_pem, crls=crls)
+    leaf = _der(pki.client_cert().cert)
+    for _ in range(3):
+        v.verify(leaf, [pki.tls_ca.cert_pem.decode()], role="client")
+    assert not v._proven

@@ -171,3 +171,27 @@ def test_r24_a_chain_that_does_not_end_at_an_anchor_is_refused_every_time(world:
     for _ in range(2):
         with pytest.raises(ChainValidationError):
             v.check_verified_chain(broken, role="client", at=T0)
+
+
+def test_r24_r25_far_future_times_with_a_clock_skew(world: _World) -> None:
+    """A CRL valid until 9999-12-31 and a clock skew: accepted, again and again (the skew is
+    added without overflowing; found by review)."""
+    far = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    pki = TestPKI()
+    leaf = pki.client_cert("rof-far")
+    chain = [_der(leaf.cert), _der(pki.tls_ca.cert), _der(pki.root_ca.cert)]
+    crls = [pki.root_ca.crl_pem(next_update=far), pki.crl(next_update=far)]
+    v = ChainValidator(pki.trust_anchor_pem, crls=crls, clock_skew=dt.timedelta(minutes=5))
+    for _ in range(2):
+        assert v.check_verified_chain(chain, role="client").revocation[0].startswith("good")
+    with pytest.raises(CertificateExpired):  # and an instant at the end of time is refused
+        v.check_verified_chain(chain, role="client", at=far)
+
+
+def test_r26_replacing_the_crls_drops_what_was_kept_for_the_old_ones(world: _World) -> None:
+    """Nothing made with a CRL set outlives it: a refresh leaves no old CRL held in memory."""
+    v = world.validator(["tls-old", "root"])
+    v.check_verified_chain(world.chain, role="client", at=T0)
+    assert v._plans
+    v.replace_crls([world.crls["tls-old"], world.crls["root"]])
+    assert not v._plans
