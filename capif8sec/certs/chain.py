@@ -370,7 +370,7 @@ class ChainValidator:
             crls,
             _shift(max(c.not_valid_before_utc for c in chain), -skew),
             _shift(min(c.not_valid_after_utc for c in chain), skew),
-            tuple(c.serial_number for c in chain),
+            tuple(c.serial_number for c in chain[:-1]),
             tuple(revocation),
             # the time-independent fields only: no validation result is kept (R26)
             (chain, verified.profile, verified.role, verified.reports, verified.identities),
@@ -459,8 +459,9 @@ class ChainValidator:
         Kept: the path from that intermediate to the anchor, which pyca checked as a whole --
         the signatures along it and the CA rules for every CA in it, all functions of the
         bytes.  Not kept when a CA in it carries a constraint that reaches down to the leaf
-        (name constraints, policy constraints, inhibitAnyPolicy): those must be applied to
-        each new leaf by a full validation.  See :meth:`_proven_path`.
+        (name constraints, policy constraints or mappings, inhibitAnyPolicy): those must be
+        applied to each new leaf by a full validation; nor when a trust anchor bears the
+        intermediate's name.  See :meth:`_proven_path`.
         """
         if not self._cache_size or len(pool) != 1 or len(chain) < 3 or chain[1] != pool[0]:
             return
@@ -772,7 +773,7 @@ class _Plan:
         if not self.not_before <= when <= self.not_after:
             return None
         statuses: list[str] = []
-        for serial, element in zip(self.serials, self.revocation, strict=False):
+        for serial, element in zip(self.serials, self.revocation, strict=True):
             if isinstance(element, str):
                 statuses.append(element)
                 continue
