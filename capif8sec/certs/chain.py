@@ -106,9 +106,10 @@ class ChainValidator:
     :param deviations: named deviations (see :data:`~capif8sec.certs.profiles.DEVIATIONS`).
     :param strict: report warnings as errors.
     :param clock_skew: tolerance for validity and CRL times (default 0, R24).
-    :param cache_size: how many parsed certificates and lint reports to keep, keyed by the
-        exact certificate bytes (0: none).  Only time-independent facts are kept; validity and
-        revocation are evaluated on every call (R26).
+    :param cache_size: how many parsed certificates, lint reports, paths proven through an
+        intermediate and handshake-chain plans to keep, keyed by the exact certificate bytes
+        (0: none).  Only time-independent facts are kept; validity and revocation are
+        evaluated on every call (R26).
     """
 
     def __init__(
