@@ -17,6 +17,7 @@ from attrs import frozen
 from cryptography import x509
 from cryptography.x509 import ExtendedKeyUsage
 from cryptography.x509.verification import (
+    ClientVerifier,
     Criticality,
     ExtensionPolicy,
     PolicyBuilder,
@@ -419,14 +420,7 @@ class ChainValidator:
     def _build_path(
         self, leaf: x509.Certificate, pool: list[x509.Certificate], when: dt.datetime
     ) -> list[x509.Certificate]:
-        verifier = (
-            PolicyBuilder()
-            .store(self._store)
-            .time(_clamp(when, leaf, self._skew))
-            .max_chain_depth(self._max_depth)
-            .extension_policies(ca_policy=self._ca_policy, ee_policy=self._ee_policy)
-            .build_client_verifier()
-        )
+        verifier = self._verifier(self._store, _clamp(when, leaf, self._skew))
         try:
             verified = verifier.verify(leaf, pool)
         except VerificationError as exc:
@@ -453,6 +447,17 @@ class ChainValidator:
                 rule="chain.path",
             )
         return list(verified.chain)
+
+    def _verifier(self, store: Store, at: dt.datetime) -> ClientVerifier:
+        """pyca's client verifier over ``store`` at ``at``, with this validator's policies."""
+        return (
+            PolicyBuilder()
+            .store(store)
+            .time(at)
+            .max_chain_depth(self._max_depth)
+            .extension_policies(ca_policy=self._ca_policy, ee_policy=self._ee_policy)
+            .build_client_verifier()
+        )
 
     def _prove(self, pool: list[x509.Certificate], chain: list[x509.Certificate]) -> None:
         """Remember that pyca validated a path through the one intermediate offered.
@@ -505,16 +510,8 @@ class ChainValidator:
         at = _clamp(when, leaf, self._skew)
         if any(not c.not_valid_before_utc <= at <= c.not_valid_after_utc for c in tail):
             return None
-        verifier = (
-            PolicyBuilder()
-            .store(store)
-            .time(at)
-            .max_chain_depth(self._max_depth)
-            .extension_policies(ca_policy=self._ca_policy, ee_policy=self._ee_policy)
-            .build_client_verifier()
-        )
         try:
-            verified = verifier.verify(leaf, [])
+            verified = self._verifier(store, at).verify(leaf, [])
         except Exception:
             return None
         if len(verified.chain) != 2 or verified.chain[1] != tail[0]:
