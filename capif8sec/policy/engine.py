@@ -213,7 +213,7 @@ class _RuleSet:
                 regex = "|".join(f"(?:{_glob(g)})" for g in globs)
                 patterns.append((re.compile(regex, re.DOTALL), compiled))
         groups: dict[Any, _Group] = {}
-        members: dict[int, set[str]] = {}  # id(group) -> its identity keys
+        members: dict[_Group, set[str]] = {}  # each group's identity keys
         for rule, compiled in compiled_rules:
             idents, owners = rule.identities, rule.owners
             if (
@@ -227,11 +227,11 @@ class _RuleSet:
             if group is None:
                 group = groups[signature] = _Group(compiled)
             for ident in idents:
-                members.setdefault(id(group), set()).add(ident)
+                members.setdefault(group, set()).add(ident)
                 for owner in owners:
                     group.pairs[f"{ident}\x00{owner}"] = compiled.id
-        for group in groups.values():
-            group.identities = frozenset(members.get(id(group), ()))
+        for group, identities in members.items():
+            group.identities = frozenset(identities)
         self.exact = exact
         self.patterns = tuple(patterns)
         self.fast = tuple(groups.values())
