@@ -21,7 +21,9 @@ from capif8sec.certs import ChainValidator
 from capif8sec.errors import CertificateExpired, CertificateRevoked, ChainValidationError
 from capif8sec.testing import TestPKI
 
-T0 = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+# An hour from now: the test PKI's certificates are valid from an hour ago for a year, so T0
+# and the days after it fall inside every validity, and the days before it do not.
+T0 = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 
 
