@@ -197,3 +197,15 @@ def test_r26_replacing_the_crls_drops_what_was_kept_for_the_old_ones(world: _Wor
     assert v._plans
     v.replace_crls([world.crls["tls-old"], world.crls["root"]])
     assert not v._plans
+
+
+def test_r24_instants_at_the_ends_of_time_are_refused_not_crashed(world: _World) -> None:
+    """R24: with a clock skew, an instant at either end of the datetime range is a typed
+    refusal (the skew saturates instead of overflowing)."""
+    v = world.validator(["tls-old", "root"], clock_skew=dt.timedelta(minutes=5))
+    leaf, tls_ca = world.chain[0], world.chain[1]
+    for at in (dt.datetime.min.replace(tzinfo=dt.UTC), dt.datetime.max.replace(tzinfo=dt.UTC)):
+        with pytest.raises(CertificateExpired):
+            v.check_verified_chain(world.chain, role="client", at=at)
+        with pytest.raises(CertificateExpired):
+            v.verify(leaf, [tls_ca], role="client", at=at)
