@@ -7,7 +7,7 @@ mutated, so the fuzzing gets past the first check -- ends in a valid result or i
 
 Already fuzzed elsewhere, and not repeated here:
 
-* certificates, CRLs, lint, chain validation, the lint CLI -- ``tests/certs/test_fuzz.py``;
+* certificates, CRLs, lint, chain validation, the lint CLI -- ``tests/fuzz/test_cert_fuzz.py``;
 * SCRAM messages, arbitrary and mutated, both sides -- ``tests/auth/test_scram.py``;
 * RFC 7804 SCRAM headers, the three header parsers, ``HttpScramServer.handle`` --
   ``tests/auth/test_http_scram.py``;

@@ -38,6 +38,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from fuzz_support import OPS, Op, mutate
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -135,39 +136,8 @@ def material() -> Material:
 
 # --------------------------------------------------------------------------- strategies
 
-Op = tuple[str, int, int]
-
-#: Byte-level edits: flip a bit, overwrite, insert, delete a byte, or truncate.
-OPS: st.SearchStrategy[list[Op]] = st.lists(
-    st.tuples(
-        st.sampled_from(["flip", "set", "insert", "delete", "truncate"]),
-        st.integers(0, 1 << 16),
-        st.integers(0, 255),
-    ),
-    min_size=1,
-    max_size=4,
-)
 SEEDS = st.sampled_from(["server", "client", "rsa-server", "sba-nf", "tls-ca", "root"])
 LEAF_SEEDS = st.sampled_from(["server", "rsa-server"])
-
-
-def mutate(data: bytes, ops: Sequence[Op]) -> bytes:
-    buf = bytearray(data)
-    for kind, where, value in ops:
-        if not buf:
-            break
-        i = where % len(buf)
-        if kind == "flip":
-            buf[i] ^= 1 << (value % 8)
-        elif kind == "set":
-            buf[i] = value
-        elif kind == "insert":
-            buf.insert(i, value)
-        elif kind == "delete":
-            del buf[i]
-        else:
-            del buf[i:]
-    return bytes(buf)
 
 
 def _der_header(length: int) -> bytes:
