@@ -15,7 +15,9 @@ be denied; the rest must be allowed; both are counted and checked.
 The machine is shared and noisy, so both engines run in the same process, in alternating
 rounds (ABBA order), each round on fresh random picks; the time is the process CPU time; each
 round's time ratio big/small is taken and the median is the result.  The last line printed is
-that ratio (goal: within 1.5x).  Not a test: run it directly or with ``make bench``.
+that ratio (goal: within 1.5x).  ``--curve 1000,10000,100000,1000000`` instead prints the
+time of each of those sizes against the small policy's, measured in the same rounds.  Not a
+test: run it directly or with ``make bench``.
 """
 
 from __future__ import annotations
@@ -99,6 +101,31 @@ def run(
     return time.process_time() - start, allowed
 
 
+def curve(args: argparse.Namespace, sizes: list[int]) -> int:
+    """Each round times the small policy and every size, in an order rotated per round; the
+    median ratio per size is printed (the cache hierarchy shows as steps, the index as none)."""
+    gc.disable()
+    engines = {n: build(n) for n in [args.small, *sizes]}
+    gc.enable()
+    gc.collect()
+    rng = random.Random(8)
+    ratios: dict[int, list[float]] = {n: [] for n in sizes}
+    names = list(engines)
+    for r in range(args.rounds + 1):  # round 0 warms up
+        took = {}
+        for n in names[r % len(names) :] + names[: r % len(names)]:
+            took[n], _ = run(engines[n], workload(rng, n, args.decisions, args.deny_every))
+        if r:
+            for n in sizes:
+                ratios[n].append(took[n] / took[args.small])
+    for n in sizes:
+        print(
+            f"{n:>9} rules: {statistics.median(ratios[n]):.2f}x the {args.small}-rule time "
+            f"(range {min(ratios[n]):.2f}x to {max(ratios[n]):.2f}x)"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--small", type=int, default=10, help="rules in the small policy")
@@ -109,7 +136,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--deny-every", type=int, default=10, help="every Nth request is denied (0: none)"
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
+    parser.add_argument(
+        "--curve",
+        metavar="SIZES",
+        help="instead: the decision time of policies of these sizes (comma-separated) against "
+        "the small one's, in the same rounds, to show where the growth stops",
+    )
     args = parser.parse_args(argv)
+    if args.curve:
+        return curve(args, [int(size) for size in args.curve.split(",")])
 
     started = time.perf_counter()
     gc.disable()  # building a million rules is much faster without the cyclic collector

@@ -44,7 +44,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import field, frozen
 
 from capif8sec.errors import UsageError
-from capif8sec.policy.model import is_resource_owner_id
+from capif8sec.policy.model import canonical_owner, is_resource_owner_id
 
 __all__ = [
     "MAX_ID_CHARS",
@@ -143,7 +143,8 @@ def _text(name: str, *, optional: bool = False) -> Callable[[Any, Any, Any], Non
     return check
 
 
-def _owner(_instance: Any, _attribute: Any, value: Any) -> None:
+def _owner(value: Any) -> str:
+    """A resource owner id, in canonical form (the domain of an extid in lower case)."""
     if not isinstance(value, str):
         raise MessageError("expected a string", "resOwnerId")
     if not is_resource_owner_id(value):
@@ -151,6 +152,7 @@ def _owner(_instance: Any, _attribute: Any, value: Any) -> None:
             "not a resource owner id ('msisdn-' and 5 to 15 digits, or 'extid-<local>@<domain>')",
             "resOwnerId",
         )
+    return canonical_owner(value)
 
 
 def _operations_check(name: str) -> Callable[[Any, Any, Any], None]:
@@ -527,7 +529,7 @@ class ResourceOwnerAuthorizationRequest(_Message):
     api_invoker_info: ApiInvokerInfo = field()
     app_service_info: AppServiceInfo = field()
     purpose_of_data_processing: str = field(validator=_text("purposeOfDataProcessing"))
-    res_owner_id: str = field(validator=_owner)
+    res_owner_id: str = field(converter=_owner)
     requested_items: tuple[RequestedItem, ...] = field(
         converter=_requested_items, validator=_items_check("requestedItems")
     )
@@ -646,7 +648,7 @@ class ResourceOwnerAuthorizationResponse(_Message):
     _fields: ClassVar[tuple[str, ...]] = ("requestId", "resOwnerId", "decisions", "expiry")
 
     request_id: str = field(validator=_identifier("requestId"))
-    res_owner_id: str = field(validator=_owner)
+    res_owner_id: str = field(converter=_owner)
     decisions: tuple[ItemDecision, ...] = field(
         converter=_decisions, validator=_items_check("decisions")
     )
@@ -705,7 +707,7 @@ class RevocationNotification(_Message):
         "reason",
     )
 
-    res_owner_id: str = field(validator=_owner)
+    res_owner_id: str = field(converter=_owner)
     reason: str = field(validator=_text("reason"))
     api_invoker_id: str | None = field(default=None, validator=_optional_identifier("apiInvokerId"))
     app_service_info: AppServiceInfo | None = field(default=None)

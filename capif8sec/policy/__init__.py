@@ -43,6 +43,7 @@ from capif8sec.policy.model import (
     PolicyRequest,
     Reason,
     Rule,
+    canonical_owner,
 )
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "Rule",
     "ScramUsername",
     "UriId",
+    "canonical_owner",
     "identities_of_peer",
     "load_policy",
     "loads_policy",

@@ -59,8 +59,9 @@ from capif8sec.policy.model import (
     PolicyRequest,
     Reason,
     Rule,
+    canonical_owner,
     is_pattern,
-    is_resource_owner_id,
+    literal,
 )
 
 __all__ = ["AUDIT_LOGGER", "AuditHook", "PolicyEngine", "RevocationList"]
@@ -75,15 +76,24 @@ AuditHook = Callable[[Decision], None]
 _TUPLE_MAX = 4
 
 
-def _glob(pattern: str) -> str:
-    """``*`` -> any run of characters, ``?`` -> one character, all else literal (for fullmatch).
+_STAR = re.compile(r"\\.|\*")
 
-    Linear, not backtracking: ``a*b*c`` becomes ``a(?>.*?b).*c``.  The segments between stars
-    have fixed lengths, so the leftmost match of each is always a right choice and the atomic
-    group keeps it; plain ``a.*b.*c`` made a value of n characters cost O(n^stars) (seconds for
-    four stars on 256 characters -- a purpose or an owner an ROF sends).
+
+def _glob(pattern: str) -> str:
+    """``*`` -> any run of characters, ``\\*`` and ``\\\\`` -> literal ``*`` and ``\\``,
+    all else literal (for fullmatch).
+
+    Linear, not backtracking: ``a*b*c`` becomes ``a(?>.*?b).*c``.  The literal segments
+    between stars are fixed strings, so the leftmost match of each is always a right choice and
+    the atomic group keeps it; plain ``a.*b.*c`` made a value of n characters cost O(n^stars)
+    (seconds for four stars on 256 characters -- a purpose or an owner an ROF sends).
     """
-    parts = ["".join("." if c == "?" else re.escape(c) for c in s) for s in pattern.split("*")]
+    parts, start = [], 0
+    for m in _STAR.finditer(pattern):
+        if m.group() == "*":
+            parts.append(re.escape(literal(pattern[start : m.start()])))
+            start = m.end()
+    parts.append(re.escape(literal(pattern[start:])))
     if len(parts) == 1:
         return parts[0]
     return parts[0] + "".join(f"(?>.*?{p})" for p in parts[1:-1]) + ".*" + parts[-1]
@@ -99,10 +109,10 @@ class _Values:
 
     def __init__(self, values: tuple[str, ...]) -> None:
         if len(values) == 1 and not is_pattern(values[0]):  # the usual case, kept cheap
-            self.exact: tuple[str, ...] | frozenset[str] = values
+            self.exact: tuple[str, ...] | frozenset[str] = (literal(values[0]),)
             self.pattern: re.Pattern[str] | None = None
             return
-        exact = [v for v in values if not is_pattern(v)]
+        exact = [literal(v) for v in values if not is_pattern(v)]
         self.exact = tuple(exact) if len(exact) <= _TUPLE_MAX else frozenset(exact)
         patterns = [v for v in values if is_pattern(v)]
         self.pattern = (
@@ -143,7 +153,9 @@ class _Compiled:
         # to reach on every decision.
         owners = rule.owners
         self.owners: str | _Values | None = (
-            owners[0] if len(owners) == 1 and not is_pattern(owners[0]) else _values(owners, cache)
+            literal(owners[0])
+            if len(owners) == 1 and not is_pattern(owners[0])
+            else _values(owners, cache)
         )
         self.purposes = _values(rule.purposes, cache)
         self.asps = _values(rule.asps, cache)
@@ -202,25 +214,27 @@ class _RuleSet:
                 if is_pattern(ident):
                     globs = [*(globs or ()), ident]
                     continue
-                found = exact.get(ident)
+                key = literal(ident)
+                found = exact.get(key)
                 if found is None:
-                    exact[ident] = compiled
+                    exact[key] = compiled
                 elif isinstance(found, list):
                     found.append(compiled)
                 else:
-                    exact[ident] = [found, compiled]
+                    exact[key] = [found, compiled]
             if globs:
                 regex = "|".join(f"(?:{_glob(g)})" for g in globs)
                 patterns.append((re.compile(regex, re.DOTALL), compiled))
         groups: dict[Any, _Group] = {}
         members: dict[_Group, set[str]] = {}  # each group's identity keys
         for rule, compiled in compiled_rules:
-            idents, owners = rule.identities, rule.owners
-            if (
-                len(idents) * len(owners) > _FAST_MAX_PAIRS
-                or any(is_pattern(o) for o in owners)
-                or any(not isinstance(exact.get(i), _Compiled) for i in idents)  # shared/pattern
+            if len(rule.identities) * len(rule.owners) > _FAST_MAX_PAIRS or any(
+                is_pattern(v) for v in (*rule.identities, *rule.owners)
             ):
+                continue
+            idents = [literal(i) for i in rule.identities]
+            owners = [literal(o) for o in rule.owners]
+            if any(not isinstance(exact.get(i), _Compiled) for i in idents):  # shared
                 continue
             signature = (rule.methods, rule.operations, rule.purposes, rule.asps, rule.apps)
             group = groups.get(signature)
@@ -263,12 +277,6 @@ class _Revoked:
 
 def _identity_key(identity: str) -> str:
     return parse_identity(identity).key
-
-
-def _owner(owner: str) -> str:
-    if not isinstance(owner, str) or not is_resource_owner_id(owner):
-        raise UsageError(f"{owner!r} is not a resource owner id")
-    return owner
 
 
 def _fingerprint(value: str) -> str:
@@ -321,16 +329,16 @@ class RevocationList:
         """Revoke a resource owner's authorization: for every peer (the owner offboarded), or
         only ``identity``'s right to act for the owner."""
         if identity is None:
-            self._change("owners", _owner(owner), True)
+            self._change("owners", canonical_owner(owner), True)
         else:
-            self._change("grants", (_owner(owner), _identity_key(identity)), True)
+            self._change("grants", (canonical_owner(owner), _identity_key(identity)), True)
 
     def restore_owner(self, owner: str, *, identity: str | None = None) -> None:
         """Undo :meth:`revoke_owner` (with the same arguments)."""
         if identity is None:
-            self._change("owners", _owner(owner), False)
+            self._change("owners", canonical_owner(owner), False)
         else:
-            self._change("grants", (_owner(owner), _identity_key(identity)), False)
+            self._change("grants", (canonical_owner(owner), _identity_key(identity)), False)
 
     def as_dict(self) -> dict[str, list[Any]]:
         """JSON-ready form of the current revocations."""

@@ -41,8 +41,11 @@ __all__ = [
     "PolicyRequest",
     "Reason",
     "Rule",
+    "canonical_owner",
+    "escape",
     "is_pattern",
     "is_resource_owner_id",
+    "literal",
 ]
 
 #: The pattern that matches any value.
@@ -54,7 +57,14 @@ MAX_TEXT = 256
 
 _T = TypeVar("_T")
 
-_OWNER = re.compile(r"msisdn-[0-9]{5,15}|extid-[^@\s]{1,128}@[^@\s]{1,253}")
+# The local part of an external identifier: RFC 5322 atext and dots, without "*" (the policy's
+# wildcard) -- visible ASCII only, so that every owner id is printable and one string.  The
+# domain: LDH labels, compared case-insensitively (canonical form: lower case, no final dot).
+_OWNER = re.compile(
+    r"msisdn-[0-9]{5,15}"
+    r"|extid-[A-Za-z0-9!#$%&'+./=?^_`{|}~-]{1,128}"
+    r"@(?=[A-Za-z0-9.-]{1,253}\Z)(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.?"
+)
 _RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
 
 
@@ -121,15 +131,62 @@ class FieldProblem(Exception):
 
 
 def is_pattern(value: str) -> bool:
-    """Whether a rule value is a pattern (holds ``*`` or ``?``)."""
-    return "*" in value or "?" in value
+    """Whether a rule value is a pattern: it holds a ``*`` not escaped as ``\\*``.
+
+    ``*`` is the only wildcard (any run of characters); ``\\*`` is a literal star and
+    ``\\\\`` a literal backslash in any rule value (see :func:`literal`).
+    """
+    if "\\" not in value:
+        return "*" in value
+    return "*" in value.replace("\\\\", "").replace("\\*", "")
+
+
+def _escapes(value: str, index: int) -> None:
+    """Refuse a backslash that escapes neither ``*`` nor a backslash."""
+    if "\\" in value and "\\" in value.replace("\\\\", "").replace("\\*", ""):
+        raise FieldProblem(
+            f"{value!r}: a backslash is written \\\\ (and a literal * is \\*)", index
+        )
+
+
+def literal(value: str) -> str:
+    """The literal text of an exact rule value: ``\\*`` -> ``*``, ``\\\\`` -> ``\\``."""
+    if "\\" not in value:
+        return value
+    return re.sub(r"\\(.)", r"\1", value)
+
+
+def escape(value: str) -> str:
+    """A literal text as an exact rule value (the inverse of :func:`literal`)."""
+    if "\\" not in value and "*" not in value:
+        return value
+    return value.replace("\\", "\\\\").replace("*", "\\*")
 
 
 def is_resource_owner_id(value: str) -> bool:
     """Whether ``value`` is a resource owner id: ``msisdn-<5 to 15 digits>`` or
     ``extid-<local>@<domain>`` (the GPSI forms of TS 29.571; the format of ``resOwnerId`` is
-    not fixed by the specifications read, see the spec digest section 5)."""
-    return bool(_OWNER.fullmatch(value))
+    not fixed by the specifications read, see the spec digest section 5).  The local part is
+    visible ASCII without ``*`` and ``@``; the domain, LDH labels in any case."""
+    return type(value) is str and _OWNER.fullmatch(value) is not None
+
+
+def canonical_owner(value: str) -> str:
+    """A resource owner id in its canonical form: the domain of an external identifier in
+    lower case without a final dot (a DNS name: ``extid-a@OP.example.`` is
+    ``extid-a@op.example``).  Owners are compared, revoked and audited in this form.
+
+    :raises UsageError: ``value`` is not a resource owner id.
+    """
+    if not is_resource_owner_id(value):
+        raise UsageError(
+            f"{value!r} is not a resource owner id ('msisdn-' and 5 to 15 digits, or "
+            "'extid-<local>@<domain>')"
+        )
+    if value[0] == "m":
+        return value
+    local, _, domain = value.rpartition("@")
+    return f"{local}@{domain.lower().removesuffix('.')}"
 
 
 def _strings(value: object) -> list[str]:
@@ -170,6 +227,7 @@ def check_identities(value: object) -> tuple[str, ...]:
     ``cn:...``), exact or patterns; exact ones normalized to their key form."""
     out: list[str] = []
     for i, item in enumerate(_strings(value)):
+        _escapes(item, i)
         kind, sep, rest = item.partition(":")
         if not sep or kind not in IDENTITY_KINDS:
             raise FieldProblem(
@@ -180,7 +238,7 @@ def check_identities(value: object) -> tuple[str, ...]:
         if is_pattern(item):
             if kind == "ip":
                 raise FieldProblem(f"{item!r}: IP identities are exact, not patterns", i)
-            if not rest.strip("*?"):
+            if not rest.replace("*", ""):
                 raise FieldProblem(
                     f"{item!r}: a pattern must name part of the identity (any {kind} "
                     "identity at all is too broad to be an accident)",
@@ -189,7 +247,7 @@ def check_identities(value: object) -> tuple[str, ...]:
             out.append(f"{kind}:{rest.lower()}" if kind in ("dns", "cn") else item)
             continue
         try:
-            out.append(identity_key(item))
+            out.append(escape(identity_key(literal(item))))
         except UsageError as exc:
             raise FieldProblem(str(exc), i) from None
     return _dedupe(out)
@@ -199,18 +257,21 @@ def check_owners(value: object) -> tuple[str, ...]:
     """Resource owner ids (``msisdn-<digits>``, ``extid-<local>@<domain>``) or patterns."""
     out: list[str] = []
     for i, item in enumerate(_strings(value)):
+        _escapes(item, i)
         if is_pattern(item):
             if item != ANY and not item.startswith(("msisdn-", "extid-")):
                 raise FieldProblem(
                     f"{item!r}: an owner pattern is '*' or starts with 'msisdn-' or 'extid-'", i
                 )
-        elif not is_resource_owner_id(item):
-            raise FieldProblem(
-                f"{item!r} is not a resource owner id ('msisdn-' and 5 to 15 digits, or "
-                "'extid-<local>@<domain>')",
-                i,
-            )
-        out.append(item)
+            if not item.isascii() or not item.isprintable() or len(item) > MAX_TEXT:
+                raise FieldProblem(f"{item!r}: an owner pattern is visible ASCII text", i)
+            local, at, domain = item.rpartition("@")
+            out.append(f"{local}@{domain.lower()}" if at else item)  # as canonical owners
+            continue
+        try:
+            out.append(canonical_owner(literal(item)))
+        except UsageError as exc:
+            raise FieldProblem(str(exc), i) from None
     return _dedupe(out)
 
 
@@ -220,6 +281,7 @@ def check_texts(value: object) -> tuple[str, ...]:
         return ANY_ONLY
     items = _strings(value)
     for i, item in enumerate(items):
+        _escapes(item, i)
         if len(item) > MAX_TEXT:
             raise FieldProblem(f"longer than {MAX_TEXT} characters", i)
         if not item.isprintable():
@@ -360,7 +422,8 @@ class PolicyRequest:
     """
 
     operation: Operation = field(converter=Operation)
-    owner: str
+    #: Put in canonical form (:func:`canonical_owner`); not a resource owner id: UsageError.
+    owner: str = field(converter=canonical_owner)
     purpose: str | None = None
     asp: str | None = None
     app: str | None = None

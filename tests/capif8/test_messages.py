@@ -98,6 +98,16 @@ def test_optional_fields_and_times() -> None:
     )
 
 
+def test_owner_ids_are_put_in_canonical_form() -> None:
+    """The domain of an external identifier is a DNS name: lower case, no final dot, so that
+    the guard, the policy and revocations see one spelling (R62)."""
+    doc = fresh(REVOCATION)
+    doc["resOwnerId"] = "extid-Alice@OP.Example."
+    message = RevocationNotification.from_json(json.dumps(doc))
+    assert message.res_owner_id == "extid-Alice@op.example"
+    assert RevocationNotification.from_json(message.to_json()) == message
+
+
 def test_unicode_text_survives() -> None:
     doc = fresh(REQUEST)
     doc["apiInvokerInfo"]["apiInvokerName"] = "Météo ☀ 天気"
@@ -159,6 +169,11 @@ REQUEST_ERRORS = [
     (_set(["purposeOfDataProcessing"], ["p"]), "purposeOfDataProcessing", "expected a string"),
     (_set(["resOwnerId"], "bob"), "resOwnerId", "resource owner id"),
     (_set(["resOwnerId"], "msisdn-1234"), "resOwnerId", "resource owner id"),
+    # review: these were accepted, and to_json() then raised UnicodeEncodeError (a 500)
+    (_set(["resOwnerId"], "extid-\ud800@x.example"), "resOwnerId", "resource owner id"),
+    (_set(["resOwnerId"], "extid-a\x00b@x.example"), "resOwnerId", "resource owner id"),
+    (_set(["resOwnerId"], "extid-\x1b[31m@x.example"), "resOwnerId", "resource owner id"),
+    (_set(["resOwnerId"], "extid-a@x.example.."), "resOwnerId", "resource owner id"),
     (_set(["resOwnerId"], 491700000001), "resOwnerId", "expected a string"),
     (_set(["requestedItems"], []), "requestedItems", "must not be empty"),
     (_set(["requestedItems"], {}), "requestedItems", "expected a list"),

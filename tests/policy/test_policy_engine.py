@@ -31,8 +31,10 @@ from capif8sec.policy import (
     PolicyEngine,
     PolicyRequest,
     Reason,
+    RevocationList,
     Rule,
 )
+from capif8sec.policy.model import is_resource_owner_id
 
 ROF_A = "uri:urn:capif:rof:rof-a"
 OWNER_A = "msisdn-491700000001"
@@ -199,7 +201,7 @@ def test_the_closest_candidate_gives_the_reason() -> None:
 def test_patterns_on_identities_owners_and_texts() -> None:
     rule = Rule(
         "pattern",
-        ["dns:*.rof.example", "psk:rof-?"],
+        ["dns:*.rof.example", "psk:rof-*"],
         ["msisdn-4917*", "extid-*@rof.example"],
         ["authorize"],
         ["certificate", "psk"],
@@ -210,7 +212,7 @@ def test_patterns_on_identities_owners_and_texts() -> None:
     assert engine.decide(cert_peer(dns=("A.Rof.Example",)), ok).allowed
     assert engine.decide(cert_peer(dns=("a.b.rof.example",)), ok).allowed  # '*' crosses dots
     assert engine.decide(psk_peer("rof-7"), ok).allowed
-    assert engine.decide(psk_peer("rof-77"), ok).reason is Reason.UNKNOWN_IDENTITY
+    assert engine.decide(psk_peer("rof7"), ok).reason is Reason.UNKNOWN_IDENTITY
     assert engine.decide(cert_peer(dns=("rof.example",)), ok).reason is Reason.UNKNOWN_IDENTITY
     assert engine.decide(
         psk_peer("rof-7"), request("extid-x@rof.example", purpose="analytics-")
@@ -227,6 +229,85 @@ def test_patterns_on_identities_owners_and_texts() -> None:
         ).reason
         is Reason.PURPOSE_NOT_ALLOWED
     )
+
+
+def test_question_mark_is_literal_and_a_star_can_be_escaped() -> None:
+    """Only ``*`` is a wildcard: a ``?`` in a URI-ID's query or an owner is that character, and
+    ``\\*`` names an identity holding a star (review: ``?`` used to match any character)."""
+    rule = Rule(
+        "q",
+        ["uri:https://rof.example/rof?id=1", "psk:rof\\*1", "psk:back\\\\slash"],
+        ["extid-a?b@d.example"],
+        ["authorize"],
+        ["certificate", "psk"],
+    )
+    assert rule.identities[1:] == ("psk:rof\\*1", "psk:back\\\\slash")
+    engine = PolicyEngine(Policy([rule]))
+    owner = request("extid-a?b@d.example")
+    assert engine.decide(cert_peer("https://rof.example/rof?id=1"), owner).allowed
+    assert engine.decide(psk_peer("rof*1"), owner).allowed
+    assert engine.decide(psk_peer("back\\slash"), owner).allowed
+    for peer in (cert_peer("https://rof.example/rofXid=1"), psk_peer("rof-1"), psk_peer("rofX1")):
+        assert engine.decide(peer, owner).reason is Reason.UNKNOWN_IDENTITY
+    other = request("extid-aZb@d.example")
+    assert engine.decide(psk_peer("rof*1"), other).reason is Reason.OWNER_NOT_ALLOWED
+    # An escaped star beside a real one: the rule is a pattern with a literal star in it.
+    glob = PolicyEngine(Policy([Rule("g", ["psk:a\\**"], ["*"], ["authorize"], ["psk"])]))
+    assert glob.decide(psk_peer("a*xyz"), owner).allowed
+    assert glob.decide(psk_peer("axyz"), owner).reason is Reason.UNKNOWN_IDENTITY
+
+
+@pytest.mark.parametrize("value", ["psk:a\\b", "psk:a\\", "psk:\\?"])
+def test_a_backslash_escapes_only_a_star_or_a_backslash(value: str) -> None:
+    with pytest.raises(UsageError, match="backslash"):
+        Rule("r", [value], ["*"], ["authorize"], ["psk"])
+    with pytest.raises(UsageError, match="backslash"):
+        Rule("r", ["psk:a"], ["*"], ["authorize"], ["psk"], purposes=[value])
+
+
+def test_owners_are_compared_in_canonical_form() -> None:
+    """An external identifier's domain is a DNS name: rules, requests, messages and
+    revocations all use it in lower case without a final dot, so a revocation cannot be
+    side-stepped by spelling the domain differently (R62; review)."""
+    rule = Rule("x", ["psk:rof-a"], ["extid-*@OP.example"], ["authorize"], ["psk"])
+    assert rule.owners == ("extid-*@op.example",)
+    engine = PolicyEngine(Policy([rule]))
+    engine.revocations.revoke_owner("extid-alice@op.example")
+    for spelling in ("extid-alice@op.example", "extid-alice@OP.Example", "extid-alice@op.example."):
+        decision = engine.decide(psk_peer("rof-a"), request(spelling))
+        assert decision.reason is Reason.OWNER_REVOKED, spelling
+        assert decision.request.owner == "extid-alice@op.example"
+    assert engine.decide(psk_peer("rof-a"), request("extid-bob@Op.Example.")).allowed
+    assert Rule("y", ["psk:b"], ["extid-A@X.ORG."], ["authorize"], ["psk"]).owners == (
+        "extid-A@x.org",
+    )
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [
+        "extid-\ud800@x.example",  # a lone surrogate
+        "extid-a\x00b@x.example",
+        "extid-\x1b[31m@x.example",
+        "extid-a*b@x.example",  # the wildcard
+        "extid-é@x.example",
+        "extid-a@x..example",
+        "extid-a@-x.example",
+        "extid-a@x.example..",
+        "extid-a@" + "a" * 64 + ".example",
+        "msisdn-1234",
+        "msisdn-1234567890123456",
+    ],
+)
+def test_malformed_owner_ids_are_refused(owner: str) -> None:
+    assert not is_resource_owner_id(owner)
+    with pytest.raises(UsageError):
+        PolicyRequest("authorize", owner)
+    if "*" not in owner:  # in a rule, that one is a pattern
+        with pytest.raises(UsageError):
+            Rule("r", ["psk:a"], [owner], ["authorize"], ["psk"])
+    with pytest.raises(UsageError):
+        RevocationList().revoke_owner(owner)
 
 
 def test_brackets_in_patterns_are_literal() -> None:
@@ -288,7 +369,7 @@ def test_legacy_cn_policy_setting() -> None:
 
 # -- the fast path agrees with a plain reading of the rules ----------------------------------
 
-_ids = st.sampled_from(["psk:a", "psk:b", "psk:c", "psk:a?", "psk:?b", "psk:a*"])
+_ids = st.sampled_from(["psk:a", "psk:b", "psk:c", "psk:a?", "psk:?b", "psk:a*", "psk:a\\*"])
 _owners = st.sampled_from(["msisdn-10000", "msisdn-10001", "msisdn-1000*", "*"])
 _texts = st.sampled_from(["*", "p1", "p2", "p*"])
 _rule = st.builds(
@@ -304,13 +385,16 @@ _rule = st.builds(
 def _glob(pattern: str, value: str) -> bool:
     import re
 
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    regex, escaped = "", False  # '*': any run; '\\x': x; anything else: itself
+    for c in pattern:
+        regex += re.escape(c) if escaped or c not in "*\\" else ".*" if c == "*" else ""
+        escaped = not escaped and c == "\\"
     return re.fullmatch(regex, value, re.DOTALL) is not None
 
 
 def _plain(rules: list[Rule], key: str, method: str, req: PolicyRequest) -> tuple[bool, str | None]:
     def named(r: Rule) -> bool:
-        return any(i == key for i in r.identities if "*" not in i and "?" not in i)
+        return any(_glob(i, key) for i in r.identities if "*" not in i.replace("\\*", ""))
 
     def dim(values: tuple[str, ...], value: str | None) -> bool:
         return "*" in values or (value is not None and any(_glob(v, value) for v in values))
@@ -332,7 +416,7 @@ def _plain(rules: list[Rule], key: str, method: str, req: PolicyRequest) -> tupl
 @settings(max_examples=150, deadline=None)
 @given(
     specs=st.lists(_rule, max_size=5),
-    who=st.sampled_from(["a", "b", "c", "ab", "d"]),
+    who=st.sampled_from(["a", "b", "c", "ab", "d", "a*", "a?", "a\\"]),
     method=st.sampled_from(["psk", "psk-in-channel"]),
     owner=st.sampled_from(["msisdn-10000", "msisdn-10001", "msisdn-10002", "msisdn-20000"]),
     op=st.sampled_from(["authorize", "revoke"]),
