@@ -20,18 +20,22 @@ class CertificateIdentities:
     """subjectAltName identifiers of a certificate: URI-IDs, DNS-IDs and IP-IDs.
 
     ``common_name`` is informational only: the policy layer uses it solely in an explicit legacy
-    mode and never when any SAN identifier is present (R57).
+    mode and never when any SAN identifier is present (R57).  ``san_present`` says the
+    certificate has a subjectAltName extension at all: entries the tuples do not hold (an
+    otherName such as an SRV-ID, an rfc822Name, an iPAddress in network form) count too.
     """
 
     uris: tuple[str, ...] = ()
     dns_names: tuple[str, ...] = ()
     ip_addresses: tuple[IPAddress, ...] = ()
     common_name: str | None = None
+    san_present: bool = False
 
     @property
     def has_san_identifiers(self) -> bool:
-        """True when any URI, DNS or IP identifier is present."""
-        return bool(self.uris or self.dns_names or self.ip_addresses)
+        """True when the certificate has a subjectAltName extension, whatever its entries (the
+        legacy CN is then never used, R57), or any URI, DNS or IP identifier is given."""
+        return self.san_present or bool(self.uris or self.dns_names or self.ip_addresses)
 
     def primary(self, *, legacy_cn: bool = False) -> str | None:
         """The identity policy keys on: the first URI-ID, else DNS-ID, else IP-ID.
@@ -59,9 +63,11 @@ def identities_of(cert: x509.Certificate) -> CertificateIdentities:
     uris: list[str] | tuple[str, ...] = []
     dns: list[str] | tuple[str, ...] = []
     ips: list[IPAddress] = []
+    san_present = False
     facts, _ = extension_facts(cert)  # read once per certificate object (a lint did it)
     if facts is not None:
         if facts.san is not None:
+            san_present = True
             uris, dns = facts.san.uris, facts.san.dns
             ips = [ipaddress.ip_address(a) for a in facts.san.ips if len(a) in (4, 16)]
     else:  # pyca cannot decode the extensions: its own exception, as before
@@ -70,6 +76,7 @@ def identities_of(cert: x509.Certificate) -> CertificateIdentities:
         except x509.ExtensionNotFound:
             san = None
         if san is not None:
+            san_present = True
             uris = san.get_values_for_type(x509.UniformResourceIdentifier)
             dns = san.get_values_for_type(x509.DNSName)
             ips = [
@@ -80,7 +87,7 @@ def identities_of(cert: x509.Certificate) -> CertificateIdentities:
     cns = cert_names(cert).subject.values(COMMON_NAME)
     cn = cns[-1] if cns else None
     return CertificateIdentities(
-        tuple(uris), tuple(dns), tuple(ips), cn if isinstance(cn, str) else None
+        tuple(uris), tuple(dns), tuple(ips), cn if isinstance(cn, str) else None, san_present
     )
 
 

@@ -7,6 +7,8 @@ import ipaddress
 from collections.abc import Callable
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 from hypothesis import given
 from hypothesis import strategies as st
 from policy_helpers import cert_peer, in_channel_peer, psk_peer, scram_peer, tls_peer
@@ -75,6 +77,53 @@ def test_an_unusable_san_still_blocks_the_cn_fallback() -> None:
     peer = cert_peer(dns=("not a name!",), cn="rof.example")
     assert identities_of_peer(peer, legacy_cn=True) == ()
     assert policy_keys(peer, legacy_cn=True) == ()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        pytest.param(x509.IPAddress(ipaddress.ip_network("10.0.0.0/8")), id="ip-network"),
+        pytest.param(x509.RFC822Name("ops@rof.example"), id="rfc822Name"),
+        pytest.param(
+            x509.OtherName(ObjectIdentifier("1.3.6.1.5.5.7.8.7"), b"\x16\x13_capif8.rof.example"),
+            id="srv-id",
+        ),
+    ],
+)
+def test_any_san_entry_blocks_the_cn_fallback(entry: x509.GeneralName) -> None:
+    """R57: a certificate (validated by the chain validator) whose subjectAltName holds only
+    entries the policy cannot use still has SAN identifiers: its CN is never an identity, in
+    legacy mode either (review: the CN used to become the identity)."""
+    from capif8sec.auth.certificate import CertificateAuthenticator
+    from capif8sec.certs import ChainValidator
+    from capif8sec.policy import Policy, PolicyEngine, PolicyRequest, Reason, Rule
+    from capif8sec.testing import TestPKI
+    from capif8sec.tls.check import TlsPeer
+
+    pki = TestPKI()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rof-victim")])
+    spec = pki.spec(
+        "client",
+        subject=subject,
+        uris=(),
+        extra_extensions=((x509.SubjectAlternativeName([entry]), False),),
+    )
+    issued = pki.tls_ca.issue(spec)
+    verified = ChainValidator(pki.trust_anchor_pem, crls=[pki.crl()]).verify(
+        issued.cert, issued.intermediates, role="client"
+    )
+    assert verified.identities.has_san_identifiers
+    tls = TlsPeer(
+        "server", "TLSv1.3", "TLS_AES_128_GCM_SHA256", "certificate",
+        verified.identities, verified, None, None,
+    )  # fmt: skip
+    peer = CertificateAuthenticator(legacy_cn=True).authenticate(tls)
+    assert policy_keys(peer, legacy_cn=True) == ()
+    assert not matches_reference(verified.identities, "rof-victim", legacy_cn=True)
+    rule = Rule("victim", ["cn:rof-victim"], ["*"], ["authorize"], ["certificate"])
+    engine = PolicyEngine(Policy([rule], legacy_cn=True))
+    decision = engine.decide(peer, PolicyRequest("authorize", "msisdn-491700000001"))
+    assert decision.reason is Reason.NO_IDENTITY
 
 
 def test_wildcard_dns_ids_are_matched_but_never_policy_identities() -> None:
@@ -195,6 +244,16 @@ def test_ip_reference_matches_only_ip_addresses() -> None:
     assert matches_reference(certificate(ips=("2001:db8::1",)), "2001:db8:0::1")
     assert not matches_reference(certificate("192.0.2.1"), "192.0.2.1")
     assert not matches(IpId("192.0.2.1"), "ccf.example.com")
+
+
+@pytest.mark.parametrize("text", ["192.0.2.1.", "127.1", "0x7f.0.0.1", "10.0.0", "a.b.123"])
+def test_a_reference_that_looks_like_an_address_is_not_a_dns_name(text: str) -> None:
+    """R57: a reference that is not an IP address but whose last label is all digits is
+    refused, rather than taken as a DNS name that a DNS-ID spelling an address would match
+    (review: "192.0.2.1." matched the DNS-ID "192.0.2.1")."""
+    with pytest.raises(UsageError, match="all digits"):
+        reference_identity(text)
+    assert not matches_reference(certificate(text.rstrip(".")), text)  # matches nothing
 
 
 def test_uri_ids_scheme_and_host_fold_the_rest_is_exact() -> None:
