@@ -129,6 +129,10 @@ def _dns_reference(text: str) -> str:
     name = name.lower()
     if not _LDH_NAME.match(name):
         raise UsageError(f"{text!r} is not a valid DNS name (letters, digits, hyphens, dots)")
+    if name.rpartition(".")[2].isdigit():  # "192.0.2.1.", "127.1": an address, not a name
+        raise UsageError(
+            f"{text!r} is not a DNS name (its last label is all digits) nor an IP address"
+        )
     if not _valid_a_labels(name):
         raise UsageError(f"{text!r} holds an invalid A-label (xn--...)")
     return name
