@@ -143,10 +143,11 @@ def _values(values: tuple[str, ...], cache: dict[Any, Any]) -> _Values | None:
 class _Compiled:
     """A rule as the engine evaluates it (None: the dimension allows any value)."""
 
-    __slots__ = ("apps", "asps", "id", "methods", "operations", "owners", "purposes")
+    __slots__ = ("apps", "asps", "id", "methods", "operations", "order", "owners", "purposes")
 
-    def __init__(self, rule: Rule, cache: dict[Any, Any]) -> None:
+    def __init__(self, rule: Rule, order: int, cache: dict[Any, Any]) -> None:
         self.id = rule.id
+        self.order = order  # the rule's place in the policy: the first match wins
         self.methods: frozenset[str] = rule.methods
         self.operations: frozenset[Operation] = rule.operations
         # A single exact owner (the usual case) is kept as the string itself: one object less
@@ -206,8 +207,8 @@ class _RuleSet:
         exact: dict[str, _Compiled | list[_Compiled]] = {}
         patterns: list[tuple[re.Pattern[str], _Compiled]] = []
         compiled_rules: list[tuple[Rule, _Compiled]] = []
-        for rule in rules:
-            compiled = _Compiled(rule, cache)
+        for order, rule in enumerate(rules):
+            compiled = _Compiled(rule, order, cache)
             compiled_rules.append((rule, compiled))
             globs = None
             for ident in rule.identities:
@@ -565,12 +566,14 @@ def _general(
     if len(keys) == 1:
         one = exact.get(keys[0])
         candidates = () if one is None else (one,) if isinstance(one, _Compiled) else one
-    else:
-        candidates = []
+    else:  # several identities: their rules in policy order, each once
+        found: dict[int, _Compiled] = {}
         for k in keys:
             one = exact.get(k)
             if one is not None:
-                candidates.extend((one,) if isinstance(one, _Compiled) else one)
+                for c in (one,) if isinstance(one, _Compiled) else one:
+                    found[c.order] = c
+        candidates = [found[order] for order in sorted(found)]
     if not candidates:
         candidates = [c for rx, c in ruleset.patterns if any(rx.fullmatch(k) for k in keys)]
     if not candidates:

@@ -34,6 +34,7 @@ from capif8sec.policy import (
     RevocationList,
     Rule,
 )
+from capif8sec.policy.identity import policy_keys
 from capif8sec.policy.model import is_resource_owner_id
 
 ROF_A = "uri:urn:capif:rof:rof-a"
@@ -308,6 +309,19 @@ def test_malformed_owner_ids_are_refused(owner: str) -> None:
             Rule("r", ["psk:a"], [owner], ["authorize"], ["psk"])
     with pytest.raises(UsageError):
         RevocationList().revoke_owner(owner)
+
+
+def test_a_peer_with_several_identities_gets_the_first_rule_in_the_file() -> None:
+    """The first matching rule in file order wins, whichever of the peer's identities names
+    it (review: the rule reported followed the order of the peer's identities)."""
+    by_dns = Rule("by-dns", ["dns:rof-a.example"], ["*"], ["authorize"], ["certificate"])
+    by_uri = Rule("by-uri", [ROF_A], ["*"], ["authorize"], ["certificate"])
+    both = Rule("both", [ROF_A, "dns:rof-a.example"], ["*"], ["authorize"], ["certificate"])
+    peer = cert_peer("urn:capif:rof:rof-a", dns=("rof-a.example",))
+    assert policy_keys(peer)[0].startswith("uri:")  # the URI-ID comes first in the keys
+    for rules, first in (([by_dns, by_uri], "by-dns"), ([by_uri, by_dns], "by-uri")):
+        assert PolicyEngine(Policy(rules)).decide(peer, request()).rule == first
+    assert PolicyEngine(Policy([both, by_dns])).decide(peer, request()).rule == "both"
 
 
 def test_brackets_in_patterns_are_literal() -> None:
