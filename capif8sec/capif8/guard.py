@@ -22,12 +22,20 @@ the decision.
   was about (R59); the response answers that request (``requestId``, ``resOwnerId``); it grants
   nothing that was not asked (every item was requested, every granted operation was
   requested, the expiry is within the requested one); it has not expired.
+* :meth:`MessageGuard.refuse_unknown_response` (CCF side): a response to no outstanding
+  request is refused, by the policy where it can tell without that request, else as unknown.
 * :meth:`MessageGuard.check_revocation` (CCF side): the ROF may revoke for that owner.
+
+Expiry checks never overflow: ``expiry + clock_skew <= now`` is decided as
+``now - expiry >= clock_skew`` (the difference of two aware datetimes is always a
+representable :class:`~datetime.timedelta`), so instants at either end of the datetime range
+and any skew give a decision, not an :class:`OverflowError`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import NoReturn
 
 from capif8sec.auth.base import AuthenticatedPeer
 from capif8sec.capif8.messages import (
@@ -39,12 +47,35 @@ from capif8sec.errors import UsageError
 from capif8sec.policy.engine import PolicyEngine
 from capif8sec.policy.model import Decision, DecisionDenied, Operation, PolicyRequest, Reason
 
-__all__ = ["MessageGuard", "MessageRefused"]
+__all__ = ["MessageGuard", "MessageRefused", "UnknownRequest"]
 
 
 class MessageRefused(DecisionDenied):
     """The guard refused a CAPIF-8 message: ``reason`` says why, ``decision`` holds the
     audited decision.  The peer is not allowed to send it: in an HTTP server, 403."""
+
+
+class UnknownRequest(MessageRefused):
+    """A response to no outstanding request, from a peer the policy knows
+    (:meth:`MessageGuard.refuse_unknown_response`): in an HTTP server, 404.  Also a
+    :class:`MessageRefused`, so code that treats every refusal alike fails closed."""
+
+
+#: Refusals that do not depend on the request a response answers: the peer's credential, its
+#: authentication method, and the operation (a response is always ``authorize``).  For a
+#: response to an unknown ``requestId`` these are the refusals an outstanding request would get.
+_PEER_REFUSALS = frozenset(
+    {
+        Reason.NO_IDENTITY,
+        Reason.UNKNOWN_IDENTITY,
+        Reason.IDENTITY_REVOKED,
+        Reason.CERTIFICATE_REVOKED,
+        Reason.METHOD_NOT_ALLOWED,
+        Reason.OPERATION_NOT_ALLOWED,
+    }
+)
+#: Refusals that depend on the owner alone (chosen with the owner the response names).
+_OWNER_REFUSALS = frozenset({Reason.OWNER_NOT_ALLOWED, Reason.OWNER_REVOKED})
 
 
 def _aware(now: dt.datetime) -> dt.datetime:
@@ -68,14 +99,18 @@ class MessageGuard:
         self.engine = engine
         self.clock_skew = clock_skew
 
-    def _finish(self, decision: Decision) -> Decision:
+    def _finish(
+        self, decision: Decision, refused: type[MessageRefused] = MessageRefused
+    ) -> Decision:
         self.engine.audit(decision)
         if not decision.allowed:
-            raise MessageRefused(decision)
+            raise refused(decision)
         return decision
 
     def _expired(self, expiry: dt.datetime, now: dt.datetime) -> bool:
-        return expiry + self.clock_skew <= now
+        # expiry + skew <= now, without computing a datetime that may be out of range: the
+        # difference of two aware datetimes is always representable, the skew is compared as is
+        return now - expiry >= self.clock_skew
 
     def check_request(
         self,
@@ -174,6 +209,54 @@ class MessageGuard:
                     )
         return None
 
+    def refuse_unknown_response(
+        self, peer: AuthenticatedPeer, response: ResourceOwnerAuthorizationResponse
+    ) -> NoReturn:
+        """CCF side: refuse the ROF ``peer``'s response to a request this CCF does not have
+        outstanding (its ``requestId`` is unknown).  Never accepts; audited once.
+
+        The policy is asked first, as far as it can be without the original request, so that
+        a peer the policy does not know cannot tell outstanding ``requestId`` values from
+        unknown ones:
+
+        1. what depends on the peer alone -- no identity, an identity no rule names, a revoked
+           identity or certificate, a method or the ``authorize`` operation no rule of the
+           peer allows: that refusal, the one :meth:`check_response` gives for any
+           outstanding request too (:class:`MessageRefused`);
+        2. the owner the response names: a peer that may not act for it (or whose right to
+           was revoked) gets that refusal (:class:`MessageRefused`).  The owner only chooses
+           between refusals, it never lets anything through;
+        3. otherwise the policy knows the peer, and the refusal is :class:`UnknownRequest`
+           (reason ``unknown-request``; the audit record has the unknown ``requestId``).
+
+        (The engine applies an owner's revocation only to what its rules allow, so a peer no
+        rule names is refused ``unknown-identity`` whatever the owner; a known peer acting for
+        a revoked owner is refused ``owner-revoked``, as for an outstanding request.)
+
+        :raises MessageRefused: as in 1 or 2 (in an HTTP server, 403).
+        :raises UnknownRequest: as in 3 (in an HTTP server, 404).
+        """
+        claimed = PolicyRequest(
+            Operation.AUTHORIZE,
+            response.res_owner_id,
+            None,
+            None,
+            None,
+            response.request_id,
+            "ResourceOwnerAuthorizationResponse",
+        )
+        note = f"no outstanding request has requestId {response.request_id!r}"
+        decision = self.engine.evaluate(peer, claimed)
+        if decision.reason in _PEER_REFUSALS or decision.reason in _OWNER_REFUSALS:
+            self._finish(_unknown(decision, decision.reason, note))
+        # The rules may not have allowed (the response names no purpose, ASP or application),
+        # so the engine did not weigh the owner's revocation: it is looked up here.
+        revoked = self.engine.revocations.check_owner(decision.identities, claimed.owner)
+        if revoked is not None:
+            self._finish(_unknown(decision, revoked[0], f"{revoked[1]}; {note}"))
+        self._finish(_unknown(decision, Reason.UNKNOWN_REQUEST, note), UnknownRequest)
+        raise AssertionError("unreachable: a refusal always raises")  # pragma: no cover
+
     def check_revocation(
         self, peer: AuthenticatedPeer, notification: RevocationNotification
     ) -> Decision:
@@ -197,3 +280,9 @@ class MessageGuard:
             "RevocationNotification",
         )
         return self._finish(self.engine.evaluate(peer, policy_request))
+
+
+def _unknown(decision: Decision, reason: Reason, note: str) -> Decision:
+    """``decision`` as a refusal for ``reason``, its detail followed by ``note``."""
+    detail = note if decision.detail is None else f"{decision.detail}; {note}"
+    return decision.refuse(reason, detail)

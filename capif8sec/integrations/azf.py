@@ -20,7 +20,8 @@ Paths:
 - with a policy (``capif8sec serve --policy``): ``POST /capif8/v1/authorization-responses`` and
   ``POST /capif8/v1/revocations`` -- a CAPIF-8 message from the authenticated ROF, checked by
   the :class:`~capif8sec.capif8.MessageGuard`: 204, or problem details (400 malformed, 403
-  refused with the reason code as ``cause``, 404 unknown ``requestId``, 413 too large).
+  refused with the reason code as ``cause``, 404 unknown ``requestId`` -- only to an ROF the
+  policy knows, see :class:`Capif8Endpoint` -- 413 too large).
 - the ROF side (an :class:`RofEndpoint`, as in ``capif8sec demo``): ``POST
   /capif8/v1/authorization-requests`` -- the CCF's request, checked against the ROF's
   ``[[ccf]]`` rules; ``200`` with the owner's answer, or problem details.
@@ -42,7 +43,7 @@ from attrs import frozen
 
 from capif8sec.auth.base import AuthenticatedPeer
 from capif8sec.auth.http import HttpExchangeServer
-from capif8sec.capif8.guard import MessageGuard, MessageRefused
+from capif8sec.capif8.guard import MessageGuard, MessageRefused, UnknownRequest
 from capif8sec.capif8.messages import (
     MAX_JSON_BYTES,
     MessageError,
@@ -190,6 +191,16 @@ REQUESTS_PATH = "/capif8/v1/authorization-requests"
 class Capif8Endpoint:
     """The CCF side of CAPIF-8: ROFs deliver responses and revocations, checked by the guard.
 
+    A response whose ``requestId`` is not outstanding is refused without being accepted
+    (:meth:`~capif8sec.capif8.guard.MessageGuard.refuse_unknown_response`), but only after the
+    policy has checked the ROF as far as it can without the request: an ROF with no identity,
+    one no rule names, a revoked one, or one no rule allows the method or ``authorize``, gets
+    the same ``403`` (same ``cause``) as for an outstanding request, so it cannot tell
+    outstanding ``requestId`` values from unknown ones; an ROF that may not act for the owner
+    the response names gets ``403`` (``owner-not-allowed`` or ``owner-revoked``); only an ROF
+    the policy knows gets ``404``.  Each of these refusals is audited with the ``requestId``.
+    Nothing in the body can make a response to an unknown request be accepted.
+
     :param guard: the policy guard (its engine's reloads and revocations apply at once).
     :param outstanding: the authorization requests this CCF sent, by ``requestId``; a response
         is checked against the request it answers (R59: no more than was asked).
@@ -220,7 +231,12 @@ class Capif8Endpoint:
                 response = ResourceOwnerAuthorizationResponse.from_json(body)
                 original = self._outstanding.get(response.request_id)
                 if original is None:
-                    return _problem(404, "Not Found", "unknown requestId")
+                    try:  # the policy first: an unknown ROF gets its 403, as for any request
+                        self._guard.refuse_unknown_response(peer, response)
+                    except UnknownRequest as exc:
+                        return _problem(
+                            404, "Not Found", "unknown requestId", cause=str(exc.reason)
+                        )
                 self._guard.check_response(peer, response, original, self._clock())
             else:
                 self._guard.check_revocation(peer, RevocationNotification.from_json(body))

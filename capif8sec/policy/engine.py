@@ -5,7 +5,10 @@ How a decision is made (:meth:`PolicyEngine.decide`):
 1. The peer's identity keys come from its authenticated credential only
    (:func:`~capif8sec.policy.identity.policy_keys`, R56/R57).  None: ``no-identity``.
 2. The revocation list is consulted -- on every decision, nothing is cached (R62): a revoked
-   identity or certificate, or a revoked owner (for everyone or for this peer), is refused.
+   identity or certificate is refused.  A revoked owner (for everyone or for this peer) turns
+   what the rules would allow into ``owner-revoked`` (step 5); a refusal stays the refusal
+   it is, so a peer the policy does not know is told ``unknown-identity`` whatever the owner
+   it asks about (it learns nothing about owners' revocations).
 3. **Precedence.**  The rules that name one of the peer's identity keys *exactly* are looked up
    in a dict.  If there is at least one, only those rules are considered: an identity named
    exactly is governed by its exact rules alone, and pattern rules never widen (or narrow) what
@@ -15,6 +18,8 @@ How a decision is made (:meth:`PolicyEngine.decide`):
 4. No candidate matches every dimension: denied, with the reason of the candidate that came
    closest (dimensions are checked in the order method, operation, owner, purpose, ASP,
    application).
+5. Allowed by a rule, but the owner's authorization is revoked (for everyone, or for one of
+   the peer's identities): ``owner-revoked``.
 
 Cost: one dict lookup per identity key, then the candidate rules of that identity (each
 dimension a set lookup, patterns only for the values that are patterns); the number of rules
@@ -355,6 +360,12 @@ class RevocationList:
         self, keys: tuple[str, ...], peer: AuthenticatedPeer, owner: str
     ) -> tuple[Reason, str] | None:
         """The revocation that applies to this peer and owner, if any."""
+        return self.check_peer(keys, peer) or self.check_owner(keys, owner)
+
+    def check_peer(
+        self, keys: tuple[str, ...], peer: AuthenticatedPeer
+    ) -> tuple[Reason, str] | None:
+        """The revocation of this peer's identity or certificate, if any."""
         if self._empty:
             return None
         snap = self._snapshot
@@ -365,6 +376,13 @@ class RevocationList:
             fingerprint = peer.tls.certificate_fingerprint
             if fingerprint is not None and fingerprint.lower() in snap.certificates:
                 return Reason.CERTIFICATE_REVOKED, "the peer's certificate is revoked"
+        return None
+
+    def check_owner(self, keys: tuple[str, ...], owner: str) -> tuple[Reason, str] | None:
+        """The revocation of ``owner``'s authorization, for everyone or for one of ``keys``."""
+        if self._empty:
+            return None
+        snap = self._snapshot
         if owner in snap.owners:
             return Reason.OWNER_REVOKED, f"the authorization of {owner} is revoked"
         for key in keys:
@@ -505,7 +523,7 @@ class PolicyEngine:
         revocations = self._revocations
         if not keys:
             reason = _NO_IDENTITY
-        elif not revocations._empty and (found := revocations.check(keys, peer, owner)):
+        elif not revocations._empty and (found := revocations.check_peer(keys, peer)):
             reason, detail = found
         else:
             ruleset = index.ccf if ccf else index.rof
@@ -533,6 +551,13 @@ class PolicyEngine:
                 reason = _OWNER_NOT_ALLOWED
             else:
                 reason, rule = _general(ruleset, keys, peer, request, ccf)
+            if (
+                rule is not None
+                and not revocations._empty
+                and (found := revocations.check_owner(keys, owner))
+            ):
+                reason, detail = found
+                rule = None
         decision: Decision = _new(
             Decision,
             (

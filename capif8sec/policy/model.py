@@ -116,6 +116,8 @@ class Reason(enum.StrEnum):
     EXCEEDS_REQUEST = "exceeds-request"
     #: A response or request whose expiry has passed.
     EXPIRED = "expired"
+    #: A response to no outstanding request (its ``requestId`` is unknown).
+    UNKNOWN_REQUEST = "unknown-request"
 
 
 # -- field validation (shared with the loader, which adds file and line) ---------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import attrs
 import pytest
 from capif8_helpers import (
     NOW,
@@ -19,6 +20,8 @@ from capif8_helpers import (
     psk_peer,
     scram_peer,
 )
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from capif8sec.capif8 import (
     MessageGuard,
@@ -27,6 +30,7 @@ from capif8sec.capif8 import (
     ResourceOwnerAuthorizationResponse,
     RevocationNotification,
 )
+from capif8sec.capif8.guard import UnknownRequest
 from capif8sec.errors import PolicyDenied, UsageError
 from capif8sec.policy import Decision, Policy, PolicyEngine, Reason, Rule
 
@@ -285,3 +289,179 @@ def test_a_revocation_outside_the_rule_s_applications(guard: MessageGuard) -> No
     assert guard.check_revocation(
         cert_peer(ROF_B), everything.__class__(OWNER_B, "gone", all_items=True)
     ).allowed
+
+
+# -- expiry at the ends of the datetime range ------------------------------------------------
+
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+_SKEWS = [dt.timedelta(0), dt.timedelta(seconds=1), dt.timedelta(days=4_000_000), dt.timedelta.max]
+_US = dt.timedelta(microseconds=1)
+
+
+def _micros(instant: dt.datetime) -> int:
+    """An aware instant as whole microseconds (Python ints: no range to overflow)."""
+    offset = instant.utcoffset()
+    assert offset is not None
+    return (instant.replace(tzinfo=None) - dt.datetime.min) // _US - offset // _US
+
+
+def _expired(expiry: dt.datetime, skew: dt.timedelta, now: dt.datetime) -> bool:
+    """The specification, in integers: expired when ``expiry + skew <= now``."""
+    return _micros(expiry) + skew // _US <= _micros(now)
+
+
+def _check_expiry(which: str, expiry: dt.datetime, skew: dt.timedelta, now: dt.datetime) -> Reason:
+    """The outcome of ``which`` check for a message expiring at ``expiry``: a reason code,
+    ``allowed`` or ``expired``, never an exception of another type."""
+    guard = MessageGuard(PolicyEngine(POLICY), clock_skew=skew)
+    try:
+        if which == "request":
+            decision = guard.check_request(
+                cert_peer(dns=(CCF,)), attrs.evolve(request(), expiry=expiry), now
+            )
+        else:
+            answer = attrs.evolve(response(), expiry=expiry)
+            decision = guard.check_response(cert_peer(ROF_A), answer, request(expiry=None), now)
+    except MessageRefused as exc:
+        return exc.reason
+    return decision.reason
+
+
+@pytest.mark.parametrize("which", ["request", "response"])
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"])
+@pytest.mark.parametrize("now", [NOW, _EARLIEST, _LATEST], ids=["now", "min", "max"])
+def test_an_expiry_at_the_ends_of_the_range(which: str, text: str, now: dt.datetime) -> None:
+    """Review finding: ``expiry + clock_skew`` overflowed (OverflowError, a 500 in a server)
+    for an expiry the message parser accepts; now, with a skew of 0, 1 s or a large one, a
+    decision: allowed or ``expired``."""
+    expiry = ResourceOwnerAuthorizationResponse.from_dict(
+        {**fresh(RESPONSE), "expiry": text}
+    ).expiry
+    outcomes = {skew: _check_expiry(which, expiry, skew, now) for skew in _SKEWS}
+    assert outcomes == {
+        skew: Reason.EXPIRED if _expired(expiry, skew, now) else Reason.ALLOWED for skew in _SKEWS
+    }
+
+
+def test_the_ends_of_the_range_decided_as_expected() -> None:
+    """The cases above, spelled out: the last instant has not expired at any time before it,
+    the first one has expired at once unless the skew covers the whole range."""
+    late = ResourceOwnerAuthorizationResponse.from_dict(
+        {**fresh(RESPONSE), "expiry": "9999-12-31T23:59:59Z"}
+    ).expiry
+    for skew in _SKEWS:
+        assert _check_expiry("response", late, skew, NOW) is Reason.ALLOWED
+        assert _check_expiry("request", late, skew, NOW) is Reason.ALLOWED
+    assert _check_expiry("response", _EARLIEST, dt.timedelta(0), NOW) is Reason.EXPIRED
+    assert _check_expiry("request", _EARLIEST, dt.timedelta(seconds=1), NOW) is Reason.EXPIRED
+    assert _check_expiry("response", _EARLIEST, dt.timedelta.max, NOW) is Reason.ALLOWED
+    assert _check_expiry("request", _EARLIEST, dt.timedelta.max, _LATEST) is Reason.ALLOWED
+    assert _check_expiry("response", _LATEST, dt.timedelta(0), _LATEST) is Reason.EXPIRED
+
+
+_OFFSETS = st.builds(
+    dt.timezone,
+    st.timedeltas(
+        min_value=dt.timedelta(hours=-23, minutes=-59), max_value=dt.timedelta(hours=23, minutes=59)
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    which=st.sampled_from(["request", "response"]),
+    expiry=st.datetimes(timezones=st.just(dt.UTC)),  # messages hold their expiry in UTC
+    now=st.datetimes(timezones=_OFFSETS),
+    skew=st.timedeltas(min_value=dt.timedelta(0)),
+)
+@example(which="response", expiry=_LATEST, now=NOW, skew=dt.timedelta(seconds=1))
+@example(which="request", expiry=_LATEST, now=_LATEST, skew=dt.timedelta.max)
+@example(which="response", expiry=_EARLIEST, now=_EARLIEST, skew=dt.timedelta(0))
+@example(
+    which="request",
+    expiry=_EARLIEST,
+    now=dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=-23))),
+    skew=dt.timedelta(hours=22),
+)
+def test_expiry_over_the_whole_datetime_range(
+    which: str, expiry: dt.datetime, now: dt.datetime, skew: dt.timedelta
+) -> None:
+    """Any expiry, any clock (any UTC offset) and any skew: the guard decides exactly
+    ``expiry + skew <= now`` (in unbounded integers), and never raises anything but a
+    refusal."""
+    expected = Reason.EXPIRED if _expired(expiry, skew, now) else Reason.ALLOWED
+    assert _check_expiry(which, expiry, skew, now) is expected
+
+
+# -- a response to no outstanding request (the CCF side's unknown requestId) ----------------
+
+
+def test_an_unknown_requestid_from_a_known_rof(
+    guard: MessageGuard, audited: list[Decision]
+) -> None:
+    """Only a peer the policy knows is told the requestId is unknown; the refusal is audited
+    with that requestId."""
+    with pytest.raises(UnknownRequest) as info:
+        guard.refuse_unknown_response(psk_peer("rof-a"), response(requestId="req-9999"))
+    err = info.value
+    assert isinstance(err, MessageRefused)  # a refusal like any other for generic callers
+    assert err.reason is Reason.UNKNOWN_REQUEST and "req-9999" in str(err)
+    assert audited == [err.decision] and not err.decision.allowed
+    assert err.decision.audit["request"]["request_id"] == "req-9999"
+    assert err.decision.audit["decision"] == "deny"
+
+
+@pytest.mark.parametrize(
+    ("peer", "reason"),
+    [
+        (cert_peer("urn:capif:rof:x"), Reason.UNKNOWN_IDENTITY),
+        (psk_peer("not-in-policy"), Reason.UNKNOWN_IDENTITY),
+        (cert_peer(), Reason.NO_IDENTITY),  # a certificate with no SAN identifier
+    ],
+    ids=["cert", "psk", "none"],
+)
+def test_an_unknown_requestid_from_a_peer_the_policy_does_not_know(
+    guard: MessageGuard, audited: list[Decision], peer: Any, reason: Reason
+) -> None:
+    """The refusal it gets for an outstanding request, not an 'unknown requestId'."""
+    outstanding = refusal(guard.check_response, peer, response(), request(), NOW)
+    unknown = refusal(guard.refuse_unknown_response, peer, response(requestId="req-9999"))
+    assert not isinstance(unknown, UnknownRequest)
+    assert outstanding.reason is unknown.reason is reason
+    assert [d.audit["request"]["request_id"] for d in audited] == ["req-0001", "req-9999"]
+    assert [d.reason for d in audited] == [reason, reason]
+
+
+def test_a_peer_refusal_comes_before_an_owner_revocation(guard: MessageGuard) -> None:
+    """A peer the policy does not know is told ``unknown-identity``, whatever the owner (so the
+    answer does not depend on which request, or whether one, is outstanding; the engine weighs
+    an owner's revocation only against what its rules allow).  A known peer gets
+    ``owner-revoked``."""
+    guard.engine.revocations.revoke_owner(OWNER_A)
+    stranger = psk_peer("not-in-policy")
+    err = refusal(guard.check_response, stranger, response(), request(), NOW)
+    assert err.reason is Reason.UNKNOWN_IDENTITY
+    assert err.decision.request.owner == OWNER_A  # audited with the request's owner
+    err = refusal(guard.refuse_unknown_response, stranger, response(requestId="req-9999"))
+    assert err.reason is Reason.UNKNOWN_IDENTITY
+    err = refusal(guard.check_response, psk_peer("rof-a"), response(), request(), NOW)
+    assert err.reason is Reason.OWNER_REVOKED
+    err = refusal(guard.refuse_unknown_response, psk_peer("rof-a"), response(requestId="r-9"))
+    assert err.reason is Reason.OWNER_REVOKED and not isinstance(err, UnknownRequest)
+
+
+def test_the_owner_named_only_chooses_the_refusal(guard: MessageGuard) -> None:
+    """ROF B may not act for owner A: a response naming A is refused for that, outstanding or
+    not; nothing the body says makes a response to an unknown request acceptable."""
+    rof_b = cert_peer(ROF_B)
+    err = refusal(guard.refuse_unknown_response, rof_b, response(requestId="req-9999"))
+    assert err.reason is Reason.OWNER_NOT_ALLOWED and not isinstance(err, UnknownRequest)
+    with pytest.raises(UnknownRequest):  # its own owner: known peer, unknown request
+        guard.refuse_unknown_response(rof_b, response(requestId="req-9999", resOwnerId=OWNER_B))
+    open_policy = Policy(rules=[Rule("any", "psk:rof-z", "*", "authorize", "psk")])
+    with pytest.raises(UnknownRequest) as info:
+        MessageGuard(PolicyEngine(open_policy)).refuse_unknown_response(
+            psk_peer("rof-z"), response(requestId="req-9999")
+        )
+    assert not info.value.decision.allowed and info.value.decision.rule == "any"

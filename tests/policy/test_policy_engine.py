@@ -511,6 +511,21 @@ def test_a_revoked_owner_authorization(engine: PolicyEngine) -> None:
         engine.revocations.revoke_identity("rof-a")
 
 
+def test_an_owner_revocation_tells_a_stranger_nothing(engine: PolicyEngine) -> None:
+    """R62 with no oracle: an owner's revocation refuses what the rules allow, and a refusal
+    stays what it is, so a peer no rule names is told ``unknown-identity`` whether or not the
+    owner it asks about is revoked (review: it was told ``owner-revoked``)."""
+    stranger = psk_peer("not-in-policy")
+    before = engine.decide(stranger, request())
+    engine.revocations.revoke_owner(OWNER_A)
+    after = engine.decide(stranger, request())
+    assert before.reason is after.reason is Reason.UNKNOWN_IDENTITY
+    assert engine.decide(psk_peer("rof-a"), request()).reason is Reason.OWNER_REVOKED
+    # a known peer's other refusals keep their reason too
+    wrong_op = engine.decide(psk_peer("rof-a"), request(operation="query"))
+    assert wrong_op.reason is Reason.OPERATION_NOT_ALLOWED and not wrong_op.allowed
+
+
 def test_revocations_survive_a_reload(engine: PolicyEngine) -> None:
     engine.revocations.revoke_identity("uri:URN:capif:rof:rof-a")  # normalized like rules
     engine.reload(Policy([RULE_A], version="v2"))
