@@ -183,7 +183,10 @@ def _as_datetime(value: object, name: str) -> dt.datetime:
         raise MessageError("expected a datetime", name)
     if value.tzinfo is None or value.utcoffset() is None:
         raise MessageError("a time must carry a time zone (aware datetime)", name)
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00, 9999-12-31T23:59-01:00: no UTC instant
+        raise MessageError("the time is outside the range of UTC datetimes", name) from None
 
 
 def _expiry(value: dt.datetime) -> dt.datetime:

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 from capif8_helpers import OWNER_A, REQUEST, RESPONSE, REVOCATION, fresh
 from hypothesis import given, settings
@@ -96,6 +97,21 @@ def test_optional_fields_and_times() -> None:
     assert Response.from_json(dumps(RESPONSE)).granted == (
         ItemDecision("3gpp-monitoring-event", granted=True, scope=("read",)),
     )
+
+
+@pytest.mark.parametrize(
+    "expiry",
+    [
+        dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        dt.datetime.max.replace(tzinfo=dt.timezone(dt.timedelta(hours=-1))),
+    ],
+)
+def test_a_time_with_no_utc_instant_is_a_message_error(expiry: dt.datetime) -> None:
+    """Built in Python, an expiry whose UTC instant is outside the datetime range is a
+    MessageError, not an OverflowError (review)."""
+    response = Response.from_dict(fresh(RESPONSE))
+    with pytest.raises(MessageError, match="range"):
+        attrs.evolve(response, expiry=expiry)
 
 
 def test_owner_ids_are_put_in_canonical_form() -> None:
