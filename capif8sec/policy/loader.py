@@ -25,14 +25,16 @@ The format (full example in ``docs/policy.md``)::
 Validation collects *every* mistake and raises one :class:`PolicyFileError` listing them, each
 as ``FILE:LINE: FIELD: message`` (e.g. ``policy.toml:12: rule[1].owners[2]: ...``).
 
-Line numbers: :mod:`tomllib` reports positions only for syntax errors, not for values.  So the
-loader scans the source text once, line by line, alongside: it follows the table headers
-(``[[rule]]`` raises the index of ``rule``), records the line of each ``key =`` inside each
-table (skipping multi-line strings), and the lines a key's value runs over (a multi-line
-array).  An error about a key points at its line; about one element of an array, at the
-first line within the value's lines that holds that element as a quoted string; about a
-missing key, at the table's header.  Anything the scan cannot place (inline tables, dotted
-keys) falls back to the table's header line, or to no line.
+Line numbers: :mod:`tomllib` reports positions only for syntax errors, not for values.  So,
+when a mistake needs its line, the loader scans the text tomllib read by TOML's lexical rules
+(strings of all four kinds with their escapes and closing quotes, comments, keys bare, quoted
+and dotted, arrays over several lines, inline tables): it follows the table headers
+(``[[rule]]`` raises the index of ``rule``), and records the line of each key in each table
+and where each element of an array value starts.  An error about a key points at the key's
+line; about one element of an array, at the line where that element starts; about a missing
+key, at the table's header (``{`` for ``rule = [{...}]``).  The scan checks that it found the
+same keys and tables as tomllib; if not, or if it meets anything it does not follow, errors
+carry no line: none is better than a wrong one.
 """
 
 from __future__ import annotations
@@ -97,92 +99,294 @@ class PolicyFileError(UsageError):
 
 # -- the source scan -------------------------------------------------------------------------
 
-_NAME = r'[A-Za-z0-9_-]+|"[^"\\\n]*"|\'[^\'\n]*\''
-_ARRAY_HEADER = re.compile(rf"\s*\[\[\s*({_NAME})\s*\]\]\s*(?:#.*)?\Z")
-_TABLE_HEADER = re.compile(rf"\s*\[\s*({_NAME}(?:\s*\.\s*(?:{_NAME}))*)\s*\]\s*(?:#.*)?\Z")
-_KEY = re.compile(rf"\s*({_NAME})\s*=")
-
 Where = tuple[str | None, int | None]  # (table name, index within an array of tables)
+_KeyAt = tuple[str | None, int | None, str]  # a key within such a table
+
+# TOML's lexical rules (TOML 1.0, as tomllib reads it; its loads() first turns CRLF into LF).
+# The scan runs only on text tomllib accepted, so these find where each token ends; they
+# need not refuse what tomllib refuses.
+_WS = re.compile(r"[ \t]*")
+# Blanks, newlines and comments (in arrays and inline tables); atomic, so that a regular
+# expression never backtracks into a comment and reads its text as a value.
+_GAP = r"(?>[ \t\n]*(?:#[^\n]*[ \t\n]*)*)"
+_WS_COMMENT_NEWLINE = re.compile(_GAP)
+_LINE_END = re.compile(r"[ \t]*(?:#[^\n]*)?(?:\n|\Z)")  # after a key/value pair or a header
+_DOT = re.compile(r"[ \t]*\.[ \t]*")
+_EQUALS = re.compile(r"[ \t]*=[ \t]*")
+_BARE = r"[A-Za-z0-9_-]+"
+_BARE_KEY = re.compile(_BARE)
+# One-line strings: a basic string's backslash escapes the next character (so \" and \\
+# neither end it); a literal string has no escapes.  (Not the start of """ or '''.)
+_BASIC_RE = r'(?!""")"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
+_LITERAL_RE = r"(?!''')'[^'\n]*'"
+_BASIC = re.compile(_BASIC_RE)
+_LITERAL = re.compile(_LITERAL_RE)
+# Multi-line strings end at the first unescaped (basic) or any (literal) run of three quotes;
+# one or two more quotes straight after it are content (""""a"""" is '"a"').
+_ML_BASIC = re.compile(r'"""[^"\\]*(?:(?:\\.|""?(?!"))[^"\\]*)*"""(?:""?)?', re.DOTALL)
+_ML_LITERAL = re.compile(r"'''[^']*(?:''?(?!')[^']*)*'''(?:''?)?")
+# Booleans, numbers, dates and times; a local or offset date-time may hold one space.
+_SCALAR_RE = r"[A-Za-z0-9_+.:-]+(?: [0-9][A-Za-z0-9_+.:-]*)?"
+_SCALAR = re.compile(_SCALAR_RE)
+_SIMPLE = f"{_BASIC_RE}|{_LITERAL_RE}|{_SCALAR_RE}"  # a value on one line, no array or table
+# Shortcuts for the common shapes (the general path below handles anything else): a whole
+# line ``[[bare]]``, ``bare = simple`` or ``bare = [simple, ...]``, and an array element that
+# is a simple value.
+_SIMPLE_LINE = re.compile(
+    rf"[ \t]*(?:\[\[[ \t]*(?P<header>{_BARE})[ \t]*\]\]|(?P<key>{_BARE})[ \t]*=[ \t]*"
+    rf"(?:{_SIMPLE}|(?P<array>\[)[ \t]*(?P<items>(?:{_SIMPLE})(?:[ \t]*,[ \t]*(?:{_SIMPLE}))*)?"
+    rf"[ \t]*,?[ \t]*\]))[ \t]*(?:#[^\n]*)?(?:\n|\Z)"
+)
+_SIMPLE_VALUES = re.compile(_SIMPLE)  # the elements of such an array, and nothing between
+_SIMPLE_ITEM = re.compile(rf"({_GAP})(?:{_SIMPLE})({_GAP})")
 
 
-def _unquote(name: str) -> str:
-    return name[1:-1] if name[:1] in "\"'" else name
+class _Unsure(Exception):
+    """The scan met something it does not follow: it places nothing rather than guess."""
+
+
+# What the scan keeps of a value: for an array, where each element starts (and an inline
+# table's keys, for ``rule = [{...}, {...}]``); for an inline table or a table made by a
+# dotted key or a header, its keys (or none); for anything else, nothing (it starts on the
+# line of its key: TOML puts ``key = value`` on one line).
+_Table = dict[str, tuple[int, "_Value"]]
+_Item = int | tuple[int, _Table]
+_Value = list[_Item] | _Table | None
+
+
+def _key_name(token: str) -> str:
+    if token[0] == "'":
+        return token[1:-1]
+    if token[0] == '"':
+        if "\\" not in token:
+            return token[1:-1]
+        name = tomllib.loads(f"k = {token}")["k"]  # tomllib's own escapes
+        if not isinstance(name, str):
+            raise _Unsure
+        return name
+    return token
+
+
+class _Scanner:
+    """One pass over the text by TOML's lexical rules: headers, keys and where values start."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.line = 1
+        self.headers: dict[Where, int] = {}
+        self.keys: dict[_KeyAt, tuple[int, _Value]] = {}
+
+    def _skip(self, pattern: re.Pattern[str]) -> str:
+        m = pattern.match(self.text, self.pos)
+        if m is None:
+            raise _Unsure
+        self.line += m.group().count("\n")
+        self.pos = m.end()
+        return m.group()
+
+    def _take(self, char: str) -> None:
+        if not self.text.startswith(char, self.pos):
+            raise _Unsure
+        self.pos += len(char)
+
+    def _key(self) -> list[str]:
+        """A key: simple keys (bare, "basic" or 'literal'), dotted with optional blanks."""
+        parts: list[str] = []
+        while True:
+            char = self.text[self.pos : self.pos + 1]
+            pattern = _BASIC if char == '"' else _LITERAL if char == "'" else _BARE_KEY
+            parts.append(_key_name(self._skip(pattern)))
+            m = _DOT.match(self.text, self.pos)
+            if m is None:
+                return parts
+            self.pos = m.end()
+
+    def _value(self) -> _Value:
+        text, pos = self.text, self.pos
+        char = text[pos : pos + 1]
+        if char == '"':
+            self._skip(_ML_BASIC if text.startswith('"""', pos) else _BASIC)
+        elif char == "'":
+            self._skip(_ML_LITERAL if text.startswith("'''", pos) else _LITERAL)
+        elif char == "[":
+            return self._array()
+        elif char == "{":
+            return self._inline_table()
+        else:
+            self._skip(_SCALAR)
+        return None
+
+    def _array(self) -> list[_Item]:
+        self._take("[")
+        items: list[_Item] = []
+        text = self.text
+        while True:
+            m = _SIMPLE_ITEM.match(text, self.pos)
+            if m is not None:  # the shortcut: blanks, a string or scalar, blanks
+                before, after = m.group(1, 2)
+                self.line += before.count("\n")
+                items.append(self.line)
+                self.line += after.count("\n")
+                self.pos = m.end()
+            else:
+                self._skip(_WS_COMMENT_NEWLINE)
+                if text.startswith("]", self.pos):
+                    break
+                line = self.line
+                value = self._value()
+                items.append((line, value) if isinstance(value, dict) else line)
+                self._skip(_WS_COMMENT_NEWLINE)
+            if not text.startswith(",", self.pos):
+                break
+            self.pos += 1
+        self._take("]")
+        return items
+
+    def _inline_table(self) -> _Table:
+        # Blank lines and a final comma are TOML 1.1; accepted here in case tomllib does.
+        self._take("{")
+        table: _Table = {}
+        while True:
+            self._skip(_WS_COMMENT_NEWLINE)
+            if self.text.startswith("}", self.pos):
+                break
+            line = self.line
+            parts = self._key()
+            self._skip(_EQUALS)
+            value = self._value()
+            table.setdefault(parts[0], (line, {} if parts[1:] else value))
+            self._skip(_WS_COMMENT_NEWLINE)
+            if not self.text.startswith(",", self.pos):
+                break
+            self.pos += 1
+        self._take("}")
+        return table
+
+    def scan(self) -> None:
+        counts: dict[str, int] = {}  # [[name]] tables so far
+        where: Where | None = (None, None)  # None: a table whose keys nothing asks about
+        text, keys, headers = self.text, self.keys, self.headers
+        while self.pos < len(text):
+            m = _SIMPLE_LINE.match(text, self.pos)
+            if m is not None:  # the shortcut for a line of a common shape
+                line = self.line
+                header, key, array, items = m.group("header", "key", "array", "items")
+                if header is not None:
+                    index = counts.get(header, 0)
+                    counts[header] = index + 1
+                    where = (header, index)
+                    headers[where] = line
+                    keys.setdefault((None, None, header), (line, {}))
+                elif where is not None:
+                    count = len(_SIMPLE_VALUES.findall(items)) if items is not None else 0
+                    keys.setdefault(
+                        (*where, key), (line, None if array is None else [line] * count)
+                    )
+                self.line = line + 1
+                self.pos = m.end()
+                continue
+            self._skip(_WS)
+            line, pos = self.line, self.pos
+            if text.startswith(("\n", "#"), pos) or pos == len(text):
+                pass
+            elif text.startswith("[", pos):  # [table] or [[array.of.tables]]
+                array = "[[" if text.startswith("[[", pos) else None
+                self.pos += 2 if array else 1
+                self._skip(_WS)
+                parts = self._key()
+                self._skip(_WS)
+                self._take("]]" if array else "]")
+                first = parts[0]
+                keys.setdefault((None, None, first), (line, {}))
+                if parts[1:]:  # [rule.x] and [[rule.x]] define x in the last [[rule]]
+                    owner = counts[first] - 1 if first in counts else None
+                    keys.setdefault((first, owner, parts[1]), (line, {}))
+                    where = None
+                elif array:
+                    index = counts.get(first, 0)
+                    counts[first] = index + 1
+                    where = (first, index)
+                    headers[where] = line
+                else:
+                    where = (first, None)
+                    headers.setdefault(where, line)
+            else:  # key = value; a dotted key a.b.c defines a
+                parts = self._key()
+                self._skip(_EQUALS)
+                value = self._value()
+                if where is not None:
+                    keys.setdefault((*where, parts[0]), (line, {} if parts[1:] else value))
+                if where == (None, None) and not parts[1:] and isinstance(value, list):
+                    for index, item in enumerate(value):  # rule = [{...}, {...}]
+                        if isinstance(item, tuple):
+                            headers[(parts[0], index)] = item[0]
+                            for name, found in item[1].items():
+                                keys[(parts[0], index, name)] = found
+            self._skip(_LINE_END)
 
 
 class _SourceMap:
-    """Lines of table headers and keys, found by scanning the text (see the module doc)."""
+    """Lines of table headers, keys and array elements, found by scanning the text (see the
+    module doc) when first asked: a valid file needs no scan.  If the scan falls out of step
+    with what tomllib read, it places nothing."""
 
-    def __init__(self, text: str) -> None:
-        self.lines = text.split("\n")
-        self.headers: dict[Where, int] = {}
-        self.keys: dict[tuple[str | None, int | None, str], tuple[int, int]] = {}
-        counts: dict[str, int] = {}
-        where: Where = (None, None)
-        current: tuple[str | None, int | None, str] | None = None
-        closing: str | None = None
-        for number, line in enumerate(self.lines, start=1):
-            if closing is not None:  # inside a multi-line string
-                if line.count(closing) % 2 == 1:
-                    closing = None
-                self._extend(current, number)
-                continue
-            m = _ARRAY_HEADER.match(line)
-            if m:
-                name = _unquote(m.group(1))
-                where = (name, counts.get(name, 0))
-                counts[name] = counts.get(name, 0) + 1
-                self.headers[where] = number
-                current = None
-                continue
-            m = _TABLE_HEADER.match(line)
-            if m:
-                where = (_unquote(m.group(1).strip()), None)
-                self.headers.setdefault(where, number)
-                current = None
-                continue
-            m = _KEY.match(line)
-            if m:
-                current = (*where, _unquote(m.group(1)))
-                self.keys.setdefault(current, (number, number))
-                rest = line[m.end() :]
-                for quote in ('"""', "'''"):
-                    if rest.count(quote) % 2 == 1:
-                        closing = quote
-                continue
-            stripped = line.strip()
-            if stripped and not stripped.startswith("#"):
-                self._extend(current, number)
+    def __init__(self, text: str, data: Mapping[str, Any]) -> None:
+        self._text = text
+        self._data = data
+        self._scanned: _Scanner | None = None
 
-    def _extend(self, key: tuple[str | None, int | None, str] | None, number: int) -> None:
-        if key is not None and key in self.keys:
-            first, _ = self.keys[key]
-            self.keys[key] = (first, number)
+    def _scan(self) -> _Scanner:
+        if self._scanned is None:
+            scanner = _Scanner(self._text.replace("\r\n", "\n"))
+            try:
+                scanner.scan()
+            except (_Unsure, IndexError, ValueError, RecursionError):
+                scanner.headers, scanner.keys = {}, {}
+            if not self._agrees(scanner, self._data):
+                scanner.headers, scanner.keys = {}, {}
+            self._scanned = scanner
+        return self._scanned
+
+    @staticmethod
+    def _agrees(scanner: _Scanner, data: Mapping[str, Any]) -> bool:
+        """Whether the scan found the same top-level keys and [[tables]] with the same keys."""
+        found: dict[Where, set[str]] = {}
+        for table, index, key in scanner.keys:
+            found.setdefault((table, index), set()).add(key)
+        if found.get((None, None), set()) != set(data):
+            return False
+        for name, value in data.items():
+            if isinstance(value, list) and all(isinstance(t, dict) for t in value):
+                if (name, len(value)) in found or (name, len(value)) in scanner.headers:
+                    return False
+                for index, table in enumerate(value):
+                    if found.get((name, index), set()) != set(table):
+                        return False
+        return True
 
     def header(self, where: Where) -> int | None:
-        return self.headers.get(where)
+        return self._scan().headers.get(where)
 
     def key(self, where: Where, key: str) -> int | None:
-        found = self.keys.get((*where, key))
-        return found[0] if found is not None else self.header(where)
+        found = self._scan().keys.get((*where, key))
+        return found[0] if found is not None else None
 
-    def element(
-        self, where: Where, key: str, index: int, value: Any, values: list[Any]
-    ) -> int | None:
-        found = self.keys.get((*where, key))
+    def element(self, where: Where, key: str, index: int, count: int) -> int | None:
+        """The line where element ``index`` of a value starts, which tomllib read as ``count``
+        elements (one: a single value, not an array)."""
+        found = self._scan().keys.get((*where, key))
         if found is None:
-            return self.header(where)
-        first, last = found
-        if not isinstance(value, str):
-            return first
-        needles = (f'"{value}"', f"'{value}'")
-        skip = sum(1 for v in values[:index] if v == value)  # the same value earlier on
-        for number in range(first, last + 1):
-            text = self.lines[number - 1]
-            hits = sum(text.count(n) for n in needles)
-            if hits > skip:
-                return number
-            skip -= hits
-        return first
+            return None
+        line, value = found
+        if isinstance(value, dict):  # a table is not an array
+            return None
+        if value is None:  # not an array: the value starts on its key's line
+            return line if count == 1 and index == 0 else None
+        if len(value) != count or not 0 <= index < count:
+            return None
+        item = value[index]
+        return item if isinstance(item, int) else item[0]
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -262,14 +466,12 @@ def _table(
                 out.add(out.map.key(where, key), f"{path}.{key}", exc.message)
             else:
                 items = raw if isinstance(raw, list) else [raw]
-                line = out.map.element(where, key, exc.index, items[exc.index], items)
+                line = out.map.element(where, key, exc.index, len(items))
                 out.add(line, f"{path}.{key}[{exc.index}]", exc.message)
     return values, ok
 
 
 def _parse(text: str, source: str) -> Policy:
-    smap = _SourceMap(text)
-    out = _Collector(source, smap)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -279,12 +481,17 @@ def _parse(text: str, source: str) -> Policy:
             m = _SYNTAX_POSITION.search(str(exc))
             line = int(m.group(1)) if m else None
         message = _SYNTAX_POSITION.sub("", message).strip()
-        out.add(line, "", f"TOML syntax error: {message}")
-        raise PolicyFileError(source, out.issues) from None
+        issue = PolicyIssue(source, line, "", f"TOML syntax error: {message}")
+        raise PolicyFileError(source, [issue]) from None
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        issue = PolicyIssue(source, None, "", "arrays or inline tables nested too deeply")
+        raise PolicyFileError(source, [issue]) from None
+    smap = _SourceMap(text, data)
+    out = _Collector(source, smap)
     for key in data:
         if key not in _TOP_KEYS:
             out.add(
-                smap.key((None, None), key) or smap.header((key, None)) or smap.header((key, 0)),
+                smap.key((None, None), key),
                 key,
                 f"unknown key (known: {', '.join(_TOP_KEYS)})",
             )
@@ -302,7 +509,7 @@ def _parse(text: str, source: str) -> Policy:
         tables = data.get(kind, [])
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
             out.add(
-                smap.key((None, None), kind) or smap.header((kind, None)),
+                smap.key((None, None), kind),
                 kind,
                 f"expected [[{kind}]] tables",
             )

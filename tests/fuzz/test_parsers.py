@@ -545,10 +545,11 @@ _GLOB = st.text(alphabet="*?ab", min_size=1, max_size=12)
 def test_policy_patterns_match_like_globs_in_bounded_time(
     dimension: str, patterns: list[str], value: str
 ) -> None:
-    """R59: a policy pattern (``*``; ``?`` is literal) against a value the peer controls -- a SCRAM username,
-    or the owner, purpose, ASP or application of a message -- is decided in bounded time and
-    exactly as a glob.  The regression examples took 12 s to minutes each (catastrophic regex
-    backtracking on ``.*a.*a.*a...``) before the engine's patterns became linear."""
+    """R59: a policy pattern (``*``; ``?`` is literal) against a value the peer controls -- a
+    SCRAM username, or the owner, purpose, ASP or application of a message -- is decided in
+    bounded time and exactly as a glob.  The regression examples took 12 s to minutes each
+    (catastrophic regex backtracking on ``.*a.*a.*a...``) before the engine's patterns became
+    linear."""
     rule: dict[str, Any] = {
         "id": "r",
         "identities": ["scram:alice"],
