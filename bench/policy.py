@@ -16,8 +16,10 @@ The machine is shared and noisy, so both engines run in the same process, in alt
 rounds (ABBA order), each round on fresh random picks; the time is the process CPU time; each
 round's time ratio big/small is taken and the median is the result.  The last line printed is
 that ratio (goal: within 1.5x).  ``--curve 1000,10000,100000,1000000`` instead prints the
-time of each of those sizes against the small policy's, measured in the same rounds.  Not a
-test: run it directly or with ``make bench``.
+time of each of those sizes against the small policy's, measured in the same rounds;
+``--floor`` adds a baseline: the small policy's decision plus one lookup in a plain dict of
+``--big`` keys, against the same with a dict of ``--small`` keys (what one hash lookup in a big
+table costs here, whatever the design).  Not a test: run it directly or with ``make bench``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from capif8sec.auth.base import AuthenticatedPeer, Method
 from capif8sec.certs.identities import CertificateIdentities
@@ -101,6 +103,65 @@ def run(
     return time.process_time() - start, allowed
 
 
+def floor(args: argparse.Namespace) -> int:
+    """The same rounds as the default run, plus a baseline: the small policy's decision
+    followed by one lookup of a fresh (identity, owner) string in a plain dict of ``--big``
+    keys, against the same with a dict of ``--small`` keys.  That ratio is what any design
+    that finds the rule with one hash lookup would show here, given the rest of the decision;
+    the engine's ratio is printed beside it."""
+    gc.disable()
+    small, big = build(args.small), build(args.big)
+    dicts = {
+        n: {f"uri:urn:capif:rof:rof-{i}\x00{owner(i)}": f"r{i}" for i in range(n)}
+        for n in (args.small, args.big)
+    }
+    gc.enable()
+    gc.collect()
+    rng = random.Random(8)
+
+    def probed(n: int) -> list[tuple[AuthenticatedPeer, PolicyRequest, str, str]]:
+        work = workload(rng, args.small, args.decisions, args.deny_every)
+        picks = [rng.randrange(n) for _ in work]
+        return [
+            (p, r, f"uri:urn:capif:rof:rof-{i}", owner(i))
+            for (p, r), i in zip(work, picks, strict=True)
+        ]
+
+    def run_probed(n: int) -> float:
+        decide, get, work = small.decide, dicts[n].get, probed(n)
+        start = time.process_time()
+        for p, r, ident, own in work:
+            decide(p, r)
+            get(f"{ident}\x00{own}")
+        return time.process_time() - start
+
+    tasks: dict[str, Callable[[], float]] = {
+        "small": lambda: run(small, workload(rng, args.small, args.decisions, args.deny_every))[0],
+        "big": lambda: run(big, workload(rng, args.big, args.decisions, args.deny_every))[0],
+        "probe-small": lambda: run_probed(args.small),
+        "probe-big": lambda: run_probed(args.big),
+    }
+    ours: list[float] = []
+    floors: list[float] = []
+    names = list(tasks)
+    for r in range(args.rounds + 1):  # round 0 warms up
+        took = {name: tasks[name]() for name in names[r % 4 :] + names[: r % 4]}
+        if r:
+            ours.append(took["big"] / took["small"])
+            floors.append(took["probe-big"] / took["probe-small"])
+    mine, base = statistics.median(ours), statistics.median(floors)
+    print(
+        f"floor: a {args.small}-rule decision plus one lookup in a dict of {args.big} keys: "
+        f"{base:.2f}x the same with {args.small} keys (range {min(floors):.2f}x to "
+        f"{max(floors):.2f}x)"
+    )
+    print(
+        f"ratio {args.big}/{args.small} rules decision time: {mine:.2f}x (range "
+        f"{min(ours):.2f}x to {max(ours):.2f}x; goal <= {GOAL_RATIO:g}x; floor {base:.2f}x)"
+    )
+    return 0
+
+
 def curve(args: argparse.Namespace, sizes: list[int]) -> int:
     """Each round times the small policy and every size, in an order rotated per round; the
     median ratio per size is printed (the cache hierarchy shows as steps, the index as none)."""
@@ -142,7 +203,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="instead: the decision time of policies of these sizes (comma-separated) against "
         "the small one's, in the same rounds, to show where the growth stops",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="instead: also time the 10-rule decision plus one lookup in a plain dict of "
+        "--big keys (the memory floor of any one-lookup design), in the same rounds",
+    )
     args = parser.parse_args(argv)
+    if args.floor:
+        return floor(args)
     if args.curve:
         return curve(args, [int(size) for size in args.curve.split(",")])
 
