@@ -97,12 +97,23 @@ _SCHEME_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 # -- normalization ---------------------------------------------------------------------------
 
 
+# A last label an address parser would read as a number (decimal or hex: inet_aton takes
+# 127.1, 0x7f.0.0.1 and 127.0.0.0x1): such a "name" is an address, never a DNS name.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+
+
+def _numeric_tld(name: str) -> bool:
+    """Whether the last label of a lower-case name without a final dot is numeric."""
+    return _NUMERIC_LABEL.fullmatch(name.rpartition(".")[2]) is not None
+
+
 def _ascii_dns(name: str) -> str | None:
-    """A presented ASCII DNS name, lower case, without a trailing dot; None if not LDH."""
+    """A presented ASCII DNS name, lower case, without a trailing dot; None if not LDH, or if
+    its last label is numeric (it spells an address)."""
     if not name.isascii():
         return None
     name = (name[:-1] if name.endswith(".") else name).lower()
-    return name if _LDH_NAME.match(name) else None
+    return name if _LDH_NAME.match(name) and not _numeric_tld(name) else None
 
 
 def _valid_a_labels(name: str) -> bool:
@@ -129,9 +140,9 @@ def _dns_reference(text: str) -> str:
     name = name.lower()
     if not _LDH_NAME.match(name):
         raise UsageError(f"{text!r} is not a valid DNS name (letters, digits, hyphens, dots)")
-    if name.rpartition(".")[2].isdigit():  # "192.0.2.1.", "127.1": an address, not a name
+    if _numeric_tld(name):  # "192.0.2.1.", "127.1", "0x7f.0.0.0x1": an address, not a name
         raise UsageError(
-            f"{text!r} is not a DNS name (its last label is all digits) nor an IP address"
+            f"{text!r} is not a DNS name (its last label is numeric) nor an IP address"
         )
     if not _valid_a_labels(name):
         raise UsageError(f"{text!r} holds an invalid A-label (xn--...)")
@@ -266,8 +277,9 @@ class CnId:
 
     @property
     def key(self) -> str:
-        """``cn:<name>``; a CN that is a DNS name is lower-cased without a trailing dot."""
-        return f"cn:{_ascii_dns(self.name) or self.name}"
+        """``cn:<name>``, lower case (X.520 compares a commonName ignoring case); a CN that is
+        a DNS name also loses its trailing dot."""
+        return f"cn:{_ascii_dns(self.name) or self.name.lower()}"
 
 
 @frozen
@@ -349,8 +361,8 @@ def identities_of_peer(peer: AuthenticatedPeer, *, legacy_cn: bool = False) -> t
 
 def _presented_dns_ok(name: str) -> bool:
     if name.startswith("*."):
-        return bool(_LDH_NAME.match(name[2:]))
-    return bool(_LDH_NAME.match(name))
+        name = name[2:]
+    return bool(_LDH_NAME.match(name)) and not _numeric_tld(name)
 
 
 def policy_keys(peer: AuthenticatedPeer, *, legacy_cn: bool = False) -> tuple[str, ...]:
