@@ -54,7 +54,7 @@ from attrs import frozen
 
 from capif8sec.auth.base import AuthenticatedPeer
 from capif8sec.errors import UsageError
-from capif8sec.policy.identity import parse_identity, policy_keys
+from capif8sec.policy.identity import policy_keys
 from capif8sec.policy.model import (
     ANY,
     Decision,
@@ -65,6 +65,8 @@ from capif8sec.policy.model import (
     Reason,
     Rule,
     canonical_owner,
+    escape,
+    exact_identity_key,
     is_pattern,
     literal,
 )
@@ -281,10 +283,6 @@ class _Revoked:
         return not (self.identities or self.certificates or self.owners or self.grants)
 
 
-def _identity_key(identity: str) -> str:
-    return parse_identity(identity).key
-
-
 def _fingerprint(value: str) -> str:
     text = value.replace(":", "").lower()
     if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
@@ -316,12 +314,14 @@ class RevocationList:
             self._empty = new.empty
 
     def revoke_identity(self, identity: str) -> None:
-        """Revoke a credential by its identity key, e.g. ``psk:rof-1`` or ``uri:urn:...``."""
-        self._change("identities", _identity_key(identity), True)
+        """Revoke a credential by its identity key, e.g. ``psk:rof-1`` or ``uri:urn:...``,
+        written as a rule names it exactly (a literal ``*`` is ``\\*``, a backslash ``\\\\``;
+        a pattern is refused)."""
+        self._change("identities", exact_identity_key(identity), True)
 
     def restore_identity(self, identity: str) -> None:
         """Undo :meth:`revoke_identity`."""
-        self._change("identities", _identity_key(identity), False)
+        self._change("identities", exact_identity_key(identity), False)
 
     def revoke_certificate(self, sha256: str) -> None:
         """Revoke a certificate by its SHA-256 fingerprint (hex, colons allowed)."""
@@ -337,30 +337,40 @@ class RevocationList:
         if identity is None:
             self._change("owners", canonical_owner(owner), True)
         else:
-            self._change("grants", (canonical_owner(owner), _identity_key(identity)), True)
+            self._change("grants", (canonical_owner(owner), exact_identity_key(identity)), True)
 
     def restore_owner(self, owner: str, *, identity: str | None = None) -> None:
         """Undo :meth:`revoke_owner` (with the same arguments)."""
         if identity is None:
             self._change("owners", canonical_owner(owner), False)
         else:
-            self._change("grants", (canonical_owner(owner), _identity_key(identity)), False)
+            self._change("grants", (canonical_owner(owner), exact_identity_key(identity)), False)
 
     def as_dict(self) -> dict[str, list[Any]]:
-        """JSON-ready form of the current revocations."""
+        """JSON-ready form of the current revocations (identities written as the ``revoke_*``
+        and ``restore_*`` methods take them)."""
         snap = self._snapshot
         return {
-            "identities": sorted(snap.identities),
+            "identities": sorted(escape(i) for i in snap.identities),
             "certificates": sorted(snap.certificates),
             "owners": sorted(snap.owners),
-            "grants": [list(g) for g in sorted(snap.grants)],
+            "grants": [[o, escape(i)] for o, i in sorted(snap.grants)],
         }
 
     def check(
         self, keys: tuple[str, ...], peer: AuthenticatedPeer, owner: str
     ) -> tuple[Reason, str] | None:
-        """The revocation that applies to this peer and owner, if any."""
+        """The revocation that applies to this peer (its identity keys, as
+        :func:`~capif8sec.policy.identity.policy_keys` gives them) and owner, if any."""
         return self.check_peer(keys, peer) or self.check_owner(keys, owner)
+
+    def check_owner(self, keys: tuple[str, ...], owner: str) -> tuple[Reason, str] | None:
+        """The revocation of ``owner``'s authorization (any spelling of it), for everyone or
+        for one of ``keys``, if any.
+
+        :raises UsageError: ``owner`` is not a resource owner id.
+        """
+        return self._owner_revoked(keys, canonical_owner(owner))
 
     def check_peer(
         self, keys: tuple[str, ...], peer: AuthenticatedPeer
@@ -378,8 +388,8 @@ class RevocationList:
                 return Reason.CERTIFICATE_REVOKED, "the peer's certificate is revoked"
         return None
 
-    def check_owner(self, keys: tuple[str, ...], owner: str) -> tuple[Reason, str] | None:
-        """The revocation of ``owner``'s authorization, for everyone or for one of ``keys``."""
+    def _owner_revoked(self, keys: tuple[str, ...], owner: str) -> tuple[Reason, str] | None:
+        # ``owner`` in canonical form (a PolicyRequest's owner is)
         if self._empty:
             return None
         snap = self._snapshot
@@ -554,7 +564,7 @@ class PolicyEngine:
             if (
                 rule is not None
                 and not revocations._empty
-                and (found := revocations.check_owner(keys, owner))
+                and (found := revocations._owner_revoked(keys, owner))
             ):
                 reason, detail = found
                 rule = None

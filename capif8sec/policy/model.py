@@ -14,9 +14,8 @@ normalized when a :class:`Rule` is built, and a mistake raises
 :class:`~capif8sec.errors.UsageError` naming the field.
 
 Values of a rule are *exact* or *patterns*.  A pattern contains ``*`` (any run of characters,
-dots included) or ``?`` (one character); every other character, ``[`` included, is literal.
-``"*"`` alone means "any value".
-"""
+dots included); every other character, ``?`` and ``[`` included, is literal; ``\\*`` is a
+literal star and ``\\\\`` a literal backslash.  ``"*"`` alone means "any value"."""
 
 from __future__ import annotations
 
@@ -43,6 +42,7 @@ __all__ = [
     "Rule",
     "canonical_owner",
     "escape",
+    "exact_identity_key",
     "is_pattern",
     "is_resource_owner_id",
     "literal",
@@ -63,7 +63,7 @@ _T = TypeVar("_T")
 _OWNER = re.compile(
     r"msisdn-[0-9]{5,15}"
     r"|extid-[A-Za-z0-9!#$%&'+./=?^_`{|}~-]{1,128}"
-    r"@(?=[A-Za-z0-9.-]{1,253}\Z)(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.?"
+    r"@(?=[A-Za-z0-9.-]{1,253}\.?\Z)(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.?"
 )
 _RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
 
@@ -246,13 +246,34 @@ def check_identities(value: object) -> tuple[str, ...]:
                     "identity at all is too broad to be an accident)",
                     i,
                 )
-            out.append(f"{kind}:{rest.lower()}" if kind in ("dns", "cn") else item)
+            if kind == "dns":  # as the keys: lower case, no final dot
+                rest = rest.lower().removesuffix(".")
+            out.append(f"{kind}:{rest.lower()}" if kind == "cn" else f"{kind}:{rest}")
             continue
         try:
             out.append(escape(identity_key(literal(item))))
         except UsageError as exc:
             raise FieldProblem(str(exc), i) from None
     return _dedupe(out)
+
+
+def exact_identity_key(text: str) -> str:
+    """The key of one identity written as a rule names it exactly (``psk:rof\\*1`` for the PSK
+    identity ``rof*1``): what revocations take, so that an identity copied from a policy file
+    names the same peer there.
+
+    :raises UsageError: not an identity, a pattern, or a backslash escaping neither ``*`` nor
+        a backslash.
+    """
+    if not isinstance(text, str):
+        raise UsageError("an identity is a string such as 'psk:rof-1' or 'uri:urn:...'")
+    try:
+        _escapes(text, 0)
+    except FieldProblem as exc:
+        raise UsageError(exc.message) from None
+    if is_pattern(text):
+        raise UsageError(f"{text!r} is a pattern; name one identity (a literal * is \\*)")
+    return identity_key(literal(text))
 
 
 def check_owners(value: object) -> tuple[str, ...]:
@@ -267,8 +288,8 @@ def check_owners(value: object) -> tuple[str, ...]:
                 )
             if not item.isascii() or not item.isprintable() or len(item) > MAX_TEXT:
                 raise FieldProblem(f"{item!r}: an owner pattern is visible ASCII text", i)
-            local, at, domain = item.rpartition("@")
-            out.append(f"{local}@{domain.lower()}" if at else item)  # as canonical owners
+            local, at, domain = item.rpartition("@")  # as canonical owners
+            out.append(f"{local}@{domain.lower().removesuffix('.')}" if at else item)
             continue
         try:
             out.append(canonical_owner(literal(item)))

@@ -33,6 +33,7 @@ from capif8sec.policy import (
     Reason,
     RevocationList,
     Rule,
+    canonical_owner,
 )
 from capif8sec.policy.identity import policy_keys
 from capif8sec.policy.model import is_resource_owner_id
@@ -256,6 +257,63 @@ def test_question_mark_is_literal_and_a_star_can_be_escaped() -> None:
     glob = PolicyEngine(Policy([Rule("g", ["psk:a\\**"], ["*"], ["authorize"], ["psk"])]))
     assert glob.decide(psk_peer("a*xyz"), owner).allowed
     assert glob.decide(psk_peer("axyz"), owner).reason is Reason.UNKNOWN_IDENTITY
+
+
+def test_revocations_name_identities_as_rules_do() -> None:
+    """An identity copied from a policy file revokes that peer: ``\\*`` is a literal star, a
+    pattern is refused, and ``as_dict`` gives identities back in that form (second review:
+    the escape was taken literally and the revocation did nothing)."""
+    rule = Rule("r", ["psk:rof\\*1"], ["*"], ["authorize"], ["psk"])
+    engine = PolicyEngine(Policy([rule]))
+    peer = psk_peer("rof*1")
+    assert engine.decide(peer, request()).allowed
+    engine.revocations.revoke_identity("psk:rof\\*1")
+    assert engine.decide(peer, request()).reason is Reason.IDENTITY_REVOKED
+    assert engine.revocations.as_dict()["identities"] == ["psk:rof\\*1"]
+    for restored in engine.revocations.as_dict()["identities"]:
+        engine.revocations.restore_identity(restored)
+    assert engine.decide(peer, request()).allowed
+    for pattern in ("psk:rof*1", "psk:rof-*"):
+        with pytest.raises(UsageError, match="pattern"):
+            engine.revocations.revoke_identity(pattern)
+        with pytest.raises(UsageError, match="pattern"):
+            engine.revocations.revoke_owner(OWNER_A, identity=pattern)
+
+
+def test_revocation_checks_take_any_spelling_of_an_owner() -> None:
+    revocations = RevocationList()
+    revocations.revoke_owner("extid-alice@op.example")
+    for spelling in ("extid-alice@OP.example.", "extid-alice@op.example"):
+        found = revocations.check_owner(("psk:a",), spelling)
+        assert found is not None and found[0] is Reason.OWNER_REVOKED
+    with pytest.raises(UsageError):
+        revocations.check_owner(("psk:a",), "bob")
+
+
+def test_patterns_are_normalized_like_the_values_they_match() -> None:
+    """A DNS or owner pattern loses its final dot and a CN pattern its case, as the keys and
+    canonical owners do (second review: such patterns never matched)."""
+    rules = [
+        Rule(
+            "dns", ["dns:*.ROF.example."], ["extid-*@OP.Example."], ["authorize"], ["certificate"]
+        ),
+        Rule("cn", ["cn:ROF Alpha*"], ["*"], ["authorize"], ["certificate"]),
+        Rule("cn-exact", ["cn:ROF Beta"], ["*"], ["authorize"], ["certificate"]),
+    ]
+    assert rules[0].identities == ("dns:*.rof.example",)
+    assert rules[0].owners == ("extid-*@op.example",)
+    engine = PolicyEngine(Policy(rules, legacy_cn=True))
+    for owner in ("extid-a@OP.Example.", "extid-a@op.example"):
+        assert engine.decide(cert_peer(dns=("a.rof.example",)), request(owner)).rule == "dns"
+    assert engine.decide(cert_peer(cn="ROF Alpha 1"), request()).rule == "cn"
+    assert engine.decide(cert_peer(cn="rof beta"), request()).rule == "cn-exact"
+
+
+def test_the_longest_domain_may_end_with_a_dot() -> None:
+    domain = ".".join(["a" * 63] * 3 + ["a" * 61])  # 253 characters
+    assert len(domain) == 253
+    assert canonical_owner(f"extid-x@{domain}.") == f"extid-x@{domain}"
+    assert not is_resource_owner_id(f"extid-x@a{domain}")
 
 
 @pytest.mark.parametrize("value", ["psk:a\\b", "psk:a\\", "psk:\\?"])
