@@ -217,6 +217,10 @@ def _reload_on_sighup(engine: PolicyEngine, path: str) -> None:
             logging.getLogger("capif8sec.serve").info("policy %s reloaded", path)
         except Capif8secError as exc:
             logging.getLogger("capif8sec.serve").error("policy %s not reloaded: %s", path, exc)
+        except Exception as exc:  # never let a reload stop the server; the old policy stays
+            logging.getLogger("capif8sec.serve").error(
+                "policy %s not reloaded: %s: %s", path, type(exc).__name__, exc
+            )
 
     signal.signal(signal.SIGHUP, reload)
 

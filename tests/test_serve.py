@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +63,14 @@ def _mtls_args(pki_dir: Path) -> list[str]:
 
 @contextmanager
 def _serve(*args: str, env: dict[str, str] | None = None) -> Iterator[int]:
+    with _serve_process(*args, env=env) as (port, _):
+        yield port
+
+
+@contextmanager
+def _serve_process(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
@@ -74,7 +84,7 @@ def _serve(*args: str, env: dict[str, str] | None = None) -> Iterator[int]:
         if not line.startswith("listening on https://"):
             proc.kill()
             raise AssertionError(f"serve did not start: {line!r} {proc.communicate()[1]!r}")
-        yield int(line.rsplit(":", 1)[1])
+        yield int(line.rsplit(":", 1)[1]), proc
     finally:
         proc.terminate()
         try:
@@ -463,6 +473,45 @@ def test_capif8_endpoint_with_policy(pki_dir: Path, tmp_path: Path) -> None:
         # a body over 64 KiB is refused from its Content-Length, before it is read
         status, _ = _post(port, ctx, "/capif8/v1/revocations", b"", declared=1 << 20)
         assert status == 413
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX only")
+def test_the_policy_is_reloaded_on_sighup_and_a_broken_file_is_not(
+    pki_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 5 (reloadable at run time): SIGHUP puts the edited policy file in force for the
+    next request; a broken file -- a TOML syntax error, an integer tomllib cannot read (it
+    raised a bare ValueError that stopped the server; review) -- leaves the policy in force and
+    the server serving."""
+    path = tmp_path / "policy.toml"
+    path.write_text(POLICY)
+    revocation = json.dumps(
+        {"resOwnerId": "msisdn-491700000001", "reason": "consent withdrawn", "allItems": True}
+    ).encode()
+    with _serve_process(*_mtls_args(pki_dir), "--policy", str(path)) as (port, proc):
+        ctx = _client(pki_dir, certificate=True)
+
+        def status() -> int:
+            return _post(port, ctx, "/capif8/v1/revocations", revocation)[0]
+
+        def after_sighup(expected: int) -> int:
+            proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            while (got := status()) != expected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return got
+
+        assert status() == 204
+        path.write_text(POLICY.replace('operations = ["revoke"]', 'operations = ["query"]'))
+        assert after_sighup(403) == 403  # rof-1 may no longer revoke
+        for broken in ("[[rule]\n", "version = " + "1" * 4301 + "\n"):
+            path.write_text(broken)
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
+            assert proc.poll() is None, "the server stopped"
+            assert status() == 403  # the edited policy is still in force
+        path.write_text(POLICY)
+        assert after_sighup(204) == 204
 
 
 def test_malformed_content_length_is_a_400(pki_dir: Path) -> None:

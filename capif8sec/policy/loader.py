@@ -486,6 +486,9 @@ def _parse(text: str, source: str) -> Policy:
     except RecursionError:  # tomllib recurses per nested array or inline table
         issue = PolicyIssue(source, None, "", "arrays or inline tables nested too deeply")
         raise PolicyFileError(source, [issue]) from None
+    except ValueError as exc:  # e.g. an integer past int()'s digit limit (4300 digits)
+        issue = PolicyIssue(source, None, "", f"a value tomllib cannot read: {exc}")
+        raise PolicyFileError(source, [issue]) from None
     smap = _SourceMap(text, data)
     out = _Collector(source, smap)
     for key in data:

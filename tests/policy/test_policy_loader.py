@@ -580,3 +580,17 @@ def test_arrays_nested_too_deeply_are_a_policy_file_error() -> None:
     RecursionError (issue 5: located errors; found in review)."""
     with pytest.raises(PolicyFileError, match="nested too deeply"):
         loads_policy("version = " + "[" * 100_000 + "]" * 100_000)
+
+
+def test_a_value_tomllib_cannot_read_is_a_policy_file_error(tmp_path: Path) -> None:
+    """An integer past int()'s 4300-digit limit makes tomllib raise a bare ValueError; it is a
+    PolicyFileError, and a reload keeps the old policy (found in review)."""
+    text = "version = " + "1" * 4301 + "\n"
+    with pytest.raises(PolicyFileError, match="cannot read"):
+        loads_policy(text)
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    engine = PolicyEngine(Policy(version="old"))
+    with pytest.raises(PolicyFileError):
+        engine.reload_file(path)
+    assert engine.policy.version == "old"
