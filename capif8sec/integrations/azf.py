@@ -199,7 +199,11 @@ class Capif8Endpoint:
     outstanding ``requestId`` values from unknown ones; an ROF that may not act for the owner
     the response names gets ``403`` (``owner-not-allowed`` or ``owner-revoked``); only an ROF
     the policy knows gets ``404``.  Each of these refusals is audited with the ``requestId``.
-    Nothing in the body can make a response to an unknown request be accepted.
+    Nothing in the body can make a response to an unknown request be accepted.  A response
+    that names another owner than the outstanding request it claims to answer is answered
+    exactly as one to an unknown ``requestId`` (so an ROF cannot learn which ``requestId``
+    values are outstanding for owners it does not serve); what an ROF can still learn is
+    whether a request is outstanding for an owner it serves.
 
     :param guard: the policy guard (its engine's reloads and revocations apply at once).
     :param outstanding: the authorization requests this CCF sent, by ``requestId``; a response
@@ -230,7 +234,10 @@ class Capif8Endpoint:
             if path == RESPONSES_PATH:
                 response = ResourceOwnerAuthorizationResponse.from_json(body)
                 original = self._outstanding.get(response.request_id)
-                if original is None:
+                if original is None or original.res_owner_id != response.res_owner_id:
+                    # An answer for another owner is answered as if the request were unknown:
+                    # otherwise an ROF naming its own owner could tell another owner's
+                    # outstanding requestIds (403) from unknown ones (404).
                     try:  # the policy first: an unknown ROF gets its 403, as for any request
                         self._guard.refuse_unknown_response(peer, response)
                     except UnknownRequest as exc:

@@ -143,3 +143,22 @@ def test_the_owner_in_the_body_only_chooses_the_refusal() -> None:
     assert status == 404
     assert [d.allowed for d in audited] == [False] * 4
     assert _audited(audited)[-1] == ("req-0002", "deny", "unknown-request")
+
+
+def test_a_response_naming_another_owner_is_answered_as_an_unknown_request() -> None:
+    """ROF B, which serves owner B, names its own owner in answers to a request sent to ROF A
+    (owner A) and to an unknown requestId: both get the same 404, so it cannot probe other
+    owners' outstanding requestIds (second review: 403 owner-not-allowed against 404)."""
+    endpoint, _, audited = _endpoint()
+    answers = [
+        _post(endpoint, psk_peer("rof-b"), requestId=rid, resOwnerId=OWNER_B)
+        for rid in ("req-0001", "req-0002")
+    ]
+    assert answers[0][0] == answers[1][0] == 404
+    assert answers[0][1] == answers[1][1]
+    assert [reason for _, _, reason in _audited(audited)] == ["unknown-request"] * 2
+    # ROF A naming owner B for its own request: the same as for any unknown requestId
+    status, body, _ = _post(endpoint, psk_peer("rof-a"), resOwnerId=OWNER_B)
+    assert (status, body["cause"]) == (403, "owner-not-allowed")
+    status, _, _ = _post(endpoint, psk_peer("rof-a"))  # and its honest answer still lands
+    assert status == 204
