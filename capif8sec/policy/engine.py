@@ -381,7 +381,7 @@ class RevocationList:
         snap = self._snapshot
         for key in keys:
             if key in snap.identities:
-                return Reason.IDENTITY_REVOKED, f"identity {key} is revoked"
+                return Reason.IDENTITY_REVOKED, f"identity {escape(key)} is revoked"
         if snap.certificates and peer.tls is not None:
             fingerprint = peer.tls.certificate_fingerprint
             if fingerprint is not None and fingerprint.lower() in snap.certificates:
@@ -397,7 +397,7 @@ class RevocationList:
             return Reason.OWNER_REVOKED, f"the authorization of {owner} is revoked"
         for key in keys:
             if (owner, key) in snap.grants:
-                return Reason.OWNER_REVOKED, f"{key} may no longer act for {owner}"
+                return Reason.OWNER_REVOKED, f"{escape(key)} may no longer act for {owner}"
         return None
 
 

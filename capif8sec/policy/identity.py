@@ -457,14 +457,22 @@ def identity_key(text: str) -> str:
     :raises UsageError: unknown kind or invalid value.
     """
     kind, value = _split_identity(text)
+    if kind in ("psk", "scram"):
+        return text
     if kind == "uri":
         normalized = _normalize_uri(value)
         if normalized is None:
             raise UsageError(f"{value!r} is not a usable URI (scheme:rest, printable, no spaces)")
-        return "uri:" + normalized
-    if kind in ("psk", "scram"):
-        return text
-    return parse_identity(text).key
+        key = "uri:" + normalized
+    else:
+        key = parse_identity(text).key
+    # A key must be accepted back as written (a revocation saved and restored): A-labels and
+    # case mapping can lengthen a value, so the limit holds for the normalized form too.
+    if len(key) - len(kind) - 1 > MAX_IDENTITY_CHARS:
+        raise UsageError(
+            f"{kind} identity longer than {MAX_IDENTITY_CHARS} characters once normalized"
+        )
+    return key
 
 
 # -- RFC 9525 matching -----------------------------------------------------------------------

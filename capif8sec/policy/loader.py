@@ -530,7 +530,10 @@ def _parse(text: str, source: str) -> Policy:
                     continue
                 ids[rule_id] = f"{kind}[{index}]"
             if ok:
-                built[kind].append(Rule(**values))
+                try:
+                    built[kind].append(Rule(**values))
+                except UsageError as exc:  # checked field by field above: not expected
+                    out.add(smap.header((kind, index)), f"{kind}[{index}]", str(exc))
     if out.issues:  # in file order; the ones without a line last
         ordered = sorted(out.issues, key=lambda i: (i.line is None, i.line or 0))
         raise PolicyFileError(source, ordered)

@@ -193,6 +193,8 @@ def canonical_owner(value: str) -> str:
 
 def _strings(value: object) -> list[str]:
     if isinstance(value, str):
+        if not value:
+            raise FieldProblem("must not be an empty string")
         return [value]
     if type(value) is tuple and len(value) == 1 and type(value[0]) is str and value[0]:
         return [value[0]]
@@ -240,15 +242,20 @@ def check_identities(value: object) -> tuple[str, ...]:
         if is_pattern(item):
             if kind == "ip":
                 raise FieldProblem(f"{item!r}: IP identities are exact, not patterns", i)
-            if not rest.replace("*", ""):
+            if kind in ("dns", "cn"):  # as the keys: lower case (a DNS name: no final dot)
+                rest = rest.lower()
+            if kind == "dns":
+                rest = rest.removesuffix(".")
+                if rest.endswith(".") or ".." in rest:
+                    raise FieldProblem(f"{item!r}: a DNS name has no empty label", i)
+            # Normalized first, then judged (so a value checked twice gives one answer).
+            if not rest.replace("*", "").replace(".", ""):
                 raise FieldProblem(
                     f"{item!r}: a pattern must name part of the identity (any {kind} "
                     "identity at all is too broad to be an accident)",
                     i,
                 )
-            if kind == "dns":  # as the keys: lower case, no final dot
-                rest = rest.lower().removesuffix(".")
-            out.append(f"{kind}:{rest.lower()}" if kind == "cn" else f"{kind}:{rest}")
+            out.append(f"{kind}:{rest}")
             continue
         try:
             out.append(escape(identity_key(literal(item))))
@@ -289,7 +296,11 @@ def check_owners(value: object) -> tuple[str, ...]:
             if not item.isascii() or not item.isprintable() or len(item) > MAX_TEXT:
                 raise FieldProblem(f"{item!r}: an owner pattern is visible ASCII text", i)
             local, at, domain = item.rpartition("@")  # as canonical owners
-            out.append(f"{local}@{domain.lower().removesuffix('.')}" if at else item)
+            if at:
+                domain = domain.lower().removesuffix(".")
+                if domain.endswith(".") or ".." in domain or not domain:
+                    raise FieldProblem(f"{item!r}: a domain has no empty label", i)
+            out.append(f"{local}@{domain}" if at else item)
             continue
         try:
             out.append(canonical_owner(literal(item)))
@@ -532,7 +543,8 @@ class Decision(NamedTuple):
             "peer": {
                 "identity": peer.identity,
                 "method": str(peer.method),
-                "identities": list(self.identities),
+                # written as rules and revocations take them (a literal * is \\*)
+                "identities": [escape(key) for key in self.identities],
                 "tls_version": tls.version if tls is not None else None,
                 "cipher": tls.cipher if tls is not None else None,
                 "certificate_sha256": tls.certificate_fingerprint if tls is not None else None,

@@ -309,6 +309,69 @@ def test_patterns_are_normalized_like_the_values_they_match() -> None:
     assert engine.decide(cert_peer(cn="rof beta"), request()).rule == "cn-exact"
 
 
+@pytest.mark.parametrize(
+    ("identities", "owners", "words"),
+    [
+        (["dns:*."], ["*"], "too broad"),  # was accepted as dns:* (third review)
+        (["dns:*.*"], ["*"], "too broad"),
+        (["dns:*.."], ["*"], "empty label"),
+        (["dns:a..*"], ["*"], "empty label"),
+        (["psk:a"], ["extid-*@*.."], "empty label"),
+        (["psk:a"], ["extid-*@."], "empty label"),
+    ],
+)
+def test_patterns_are_judged_once_normalized(
+    identities: list[str], owners: list[str], words: str
+) -> None:
+    with pytest.raises(UsageError, match=words):
+        Rule("r", identities, owners, ["authorize"], ["certificate", "psk"])
+
+
+_VALUES = st.text(alphabet="*.\\aA-:@", min_size=1, max_size=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(["dns", "cn", "psk", "uri"]), value=_VALUES, owner=_VALUES)
+def test_checking_a_checked_rule_changes_nothing(kind: str, value: str, owner: str) -> None:
+    """A rule's normalized fields are accepted as they are (the loader and ``Rule`` both
+    check; a value that changed on a second check could widen, as ``dns:*..`` did)."""
+    try:
+        rule = Rule("r", [f"{kind}:{value}"], [f"extid-{owner}@d.example"], ["authorize"], ["psk"])
+    except UsageError:
+        return
+    again = Rule("r", rule.identities, rule.owners, rule.operations, rule.methods)
+    assert (again.identities, again.owners) == (rule.identities, rule.owners)
+
+
+def test_audited_identities_revoke_the_peer_they_name() -> None:
+    """The audit record writes identity keys as revocations take them (third review: a key
+    with a backslash copied from the audit revoked another identity)."""
+    engine = PolicyEngine(Policy([Rule("r", ["psk:o*"], ["*"], ["authorize"], ["psk"])]))
+    peer = psk_peer("ops\\*")  # a PSK identity with a backslash and a star in it
+    decision = engine.decide(peer, request())
+    assert decision.allowed
+    (written,) = decision.audit["peer"]["identities"]
+    assert written == "psk:ops\\\\\\*"
+    engine.revocations.revoke_identity(written)
+    revoked = engine.decide(peer, request())
+    assert revoked.reason is Reason.IDENTITY_REVOKED
+    assert written in (revoked.detail or "")
+
+
+def test_identities_too_long_once_normalized_are_refused_everywhere() -> None:
+    """A value within the limit as typed but over it once normalized (A-labels, case mapping)
+    is refused by rules and revocations alike, so every revocation ``as_dict`` gives can be
+    restored (third review: a restore after a restart failed and the ROF got access back)."""
+    uri = "https://" + "bü." * 24 + "example/" + "p" * 900  # 988 characters, 1160 as A-labels
+    assert len(uri) <= 1024
+    cn = "cn:" + "İ" * 1000  # lower() makes two characters of each
+    for text in (f"uri:{uri}", cn):
+        with pytest.raises(UsageError, match="once normalized"):
+            Rule("r", [text], ["*"], ["authorize"], ["certificate"])
+        with pytest.raises(UsageError, match="once normalized"):
+            RevocationList().revoke_identity(text)
+
+
 def test_the_longest_domain_may_end_with_a_dot() -> None:
     domain = ".".join(["a" * 63] * 3 + ["a" * 61])  # 253 characters
     assert len(domain) == 253

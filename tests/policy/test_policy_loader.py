@@ -594,3 +594,27 @@ def test_a_value_tomllib_cannot_read_is_a_policy_file_error(tmp_path: Path) -> N
     with pytest.raises(PolicyFileError):
         engine.reload_file(path)
     assert engine.policy.version == "old"
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [('identities = ["dns:*."]', "too broad"), ('asps = ""', "empty string")],
+)
+def test_values_refused_once_normalized_are_located(line: str, words: str) -> None:
+    """Issue 5: located errors, also for values that only fail once normalized or that are an
+    empty string (third review: a bare UsageError with no file or line)."""
+    text = (
+        '[[rule]]\nid = "r"\nidentities = ["psk:a"]\nowners = ["*"]\n'
+        'operations = ["authorize"]\nmethods = ["psk"]\n'
+    )
+    key = line.split(" =")[0]
+    text = "\n".join(ln for ln in text.splitlines() if not ln.startswith(key + " ")) + "\n"
+    text += line + "\n"
+    with pytest.raises(PolicyFileError) as caught:
+        loads_policy(text, source="p.toml")
+    (issue,) = caught.value.issues
+    assert (
+        issue.line == text.count("\n")
+        and issue.field.startswith(f"rule[0].{key}")
+        and words in issue.message
+    )
