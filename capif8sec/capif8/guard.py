@@ -210,10 +210,16 @@ class MessageGuard:
         return None
 
     def refuse_unknown_response(
-        self, peer: AuthenticatedPeer, response: ResourceOwnerAuthorizationResponse
+        self,
+        peer: AuthenticatedPeer,
+        response: ResourceOwnerAuthorizationResponse,
+        outstanding: ResourceOwnerAuthorizationRequest | None = None,
     ) -> NoReturn:
         """CCF side: refuse the ROF ``peer``'s response to a request this CCF does not have
-        outstanding (its ``requestId`` is unknown).  Never accepts; audited once.
+        outstanding (its ``requestId`` is unknown), or has outstanding for another owner than
+        the response names (``outstanding``: refused exactly as an unknown one, so that an ROF
+        cannot probe other owners' requests; audited as ``message-mismatch``).  Never
+        accepts; audited once.
 
         The policy is asked first, as far as it can be without the original request, so that
         a peer the policy does not know cannot tell outstanding ``requestId`` values from
@@ -227,7 +233,8 @@ class MessageGuard:
            was revoked) gets that refusal (:class:`MessageRefused`).  The owner only chooses
            between refusals, it never lets anything through;
         3. otherwise the policy knows the peer, and the refusal is :class:`UnknownRequest`
-           (reason ``unknown-request``; the audit record has the unknown ``requestId``).
+           (reason ``unknown-request``, or ``message-mismatch`` with ``outstanding``; the
+           audit record has the ``requestId``).
 
         (The engine applies an owner's revocation only to what its rules allow, so a peer no
         rule names is refused ``unknown-identity`` whatever the owner; a known peer acting for
@@ -245,7 +252,13 @@ class MessageGuard:
             response.request_id,
             "ResourceOwnerAuthorizationResponse",
         )
-        note = f"no outstanding request has requestId {response.request_id!r}"
+        if outstanding is None:
+            note = f"no outstanding request has requestId {response.request_id!r}"
+        else:
+            note = (
+                f"requestId {response.request_id!r} is outstanding for another owner "
+                f"({outstanding.res_owner_id}); answered as unknown"
+            )
         decision = self.engine.evaluate(peer, claimed)
         if decision.reason in _PEER_REFUSALS or decision.reason in _OWNER_REFUSALS:
             self._finish(_unknown(decision, decision.reason, note))
@@ -254,7 +267,8 @@ class MessageGuard:
         revoked = self.engine.revocations.check_owner(decision.identities, claimed.owner)
         if revoked is not None:
             self._finish(_unknown(decision, revoked[0], f"{revoked[1]}; {note}"))
-        self._finish(_unknown(decision, Reason.UNKNOWN_REQUEST, note), UnknownRequest)
+        reason = Reason.UNKNOWN_REQUEST if outstanding is None else Reason.MESSAGE_MISMATCH
+        self._finish(_unknown(decision, reason, note), UnknownRequest)
         raise AssertionError("unreachable: a refusal always raises")  # pragma: no cover
 
     def check_revocation(

@@ -54,6 +54,7 @@ from capif8sec.capif8.messages import (
 from capif8sec.integrations._memory import IdleTrimmer
 from capif8sec.integrations.aio import DEFAULT_HANDSHAKE_TIMEOUT, start_server
 from capif8sec.integrations.httpauth import Authenticated, RequestAuthenticator
+from capif8sec.policy.model import Reason
 from capif8sec.tls.check import TlsPeer
 from capif8sec.tls.context import CapifContext
 
@@ -188,6 +189,9 @@ REVOCATIONS_PATH = "/capif8/v1/revocations"
 REQUESTS_PATH = "/capif8/v1/authorization-requests"
 
 
+_UNKNOWN_REQUEST = str(Reason.UNKNOWN_REQUEST)
+
+
 class Capif8Endpoint:
     """The CCF side of CAPIF-8: ROFs deliver responses and revocations, checked by the guard.
 
@@ -239,10 +243,10 @@ class Capif8Endpoint:
                     # otherwise an ROF naming its own owner could tell another owner's
                     # outstanding requestIds (403) from unknown ones (404).
                     try:  # the policy first: an unknown ROF gets its 403, as for any request
-                        self._guard.refuse_unknown_response(peer, response)
-                    except UnknownRequest as exc:
+                        self._guard.refuse_unknown_response(peer, response, original)
+                    except UnknownRequest:  # the same answer whatever the audit records
                         return _problem(
-                            404, "Not Found", "unknown requestId", cause=str(exc.reason)
+                            404, "Not Found", "unknown requestId", cause=_UNKNOWN_REQUEST
                         )
                 self._guard.check_response(peer, response, original, self._clock())
             else:

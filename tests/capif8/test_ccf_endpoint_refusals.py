@@ -156,7 +156,9 @@ def test_a_response_naming_another_owner_is_answered_as_an_unknown_request() -> 
     ]
     assert answers[0][0] == answers[1][0] == 404
     assert answers[0][1] == answers[1][1]
-    assert [reason for _, _, reason in _audited(audited)] == ["unknown-request"] * 2
+    # the audit tells the operator what happened; the answers above are the same
+    assert [reason for _, _, reason in _audited(audited)] == ["message-mismatch", "unknown-request"]
+    assert "outstanding for another owner" in (audited[0].detail or "")
     # ROF A naming owner B for its own request: the same as for any unknown requestId
     status, body, _ = _post(endpoint, psk_peer("rof-a"), resOwnerId=OWNER_B)
     assert (status, body["cause"]) == (403, "owner-not-allowed")
