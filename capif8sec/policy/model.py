@@ -226,6 +226,10 @@ def check_rule_id(value: object) -> str:
     return value
 
 
+_STARS = str.maketrans("", "", "*")
+_SEPARATORS = {"dns": str.maketrans("", "", "*."), "uri": str.maketrans("", "", "*.:/")}
+
+
 def check_identities(value: object) -> tuple[str, ...]:
     """Typed identities (``dns:...``, ``uri:...``, ``ip:...``, ``psk:...``, ``scram:...``,
     ``cn:...``), exact or patterns; exact ones normalized to their key form."""
@@ -248,8 +252,11 @@ def check_identities(value: object) -> tuple[str, ...]:
                 rest = rest.removesuffix(".")
                 if rest.endswith(".") or ".." in rest:
                     raise FieldProblem(f"{item!r}: a DNS name has no empty label", i)
-            # Normalized first, then judged (so a value checked twice gives one answer).
-            if not rest.replace("*", "").replace(".", ""):
+            # Normalized first, then judged (so a value checked twice gives one answer).  Not
+            # literal enough: only stars and the separators every value of the kind holds.
+            if kind == "uri" and "*" in rest.partition(":")[0]:
+                raise FieldProblem(f"{item!r}: a URI pattern names its scheme", i)
+            if not rest.translate(_SEPARATORS.get(kind, _STARS)):
                 raise FieldProblem(
                     f"{item!r}: a pattern must name part of the identity (any {kind} "
                     "identity at all is too broad to be an accident)",

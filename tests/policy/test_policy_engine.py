@@ -314,6 +314,9 @@ def test_patterns_are_normalized_like_the_values_they_match() -> None:
     [
         (["dns:*."], ["*"], "too broad"),  # was accepted as dns:* (third review)
         (["dns:*.*"], ["*"], "too broad"),
+        (["uri:*:*"], ["*"], "names its scheme"),  # matched every URI-ID (fourth review)
+        (["uri:**:*"], ["*"], "names its scheme"),
+        (["uri:*"], ["*"], "names its scheme"),
         (["dns:*.."], ["*"], "empty label"),
         (["dns:a..*"], ["*"], "empty label"),
         (["psk:a"], ["extid-*@*.."], "empty label"),
