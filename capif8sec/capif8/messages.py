@@ -44,7 +44,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import field, frozen
 
 from capif8sec.errors import UsageError
-from capif8sec.policy.model import canonical_owner, is_resource_owner_id
+from capif8sec.policy.model import canonical_owner
 
 __all__ = [
     "MAX_ID_CHARS",
@@ -147,12 +147,13 @@ def _owner(value: Any) -> str:
     """A resource owner id, in canonical form (the domain of an extid in lower case)."""
     if not isinstance(value, str):
         raise MessageError("expected a string", "resOwnerId")
-    if not is_resource_owner_id(value):
+    try:
+        return canonical_owner(value)
+    except UsageError:
         raise MessageError(
             "not a resource owner id ('msisdn-' and 5 to 15 digits, or 'extid-<local>@<domain>')",
             "resOwnerId",
-        )
-    return canonical_owner(value)
+        ) from None
 
 
 def _operations_check(name: str) -> Callable[[Any, Any, Any], None]:

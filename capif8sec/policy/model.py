@@ -226,6 +226,14 @@ def check_rule_id(value: object) -> str:
     return value
 
 
+def _domain_pattern(domain: str, item: str, index: int) -> str:
+    """A domain name pattern as the names it matches are kept: lower case, no final dot."""
+    domain = domain.lower().removesuffix(".")
+    if not domain or domain.endswith(".") or ".." in domain:
+        raise FieldProblem(f"{item!r}: a domain name has no empty label", index)
+    return domain
+
+
 _STARS = str.maketrans("", "", "*")
 _SEPARATORS = {"dns": str.maketrans("", "", "*."), "uri": str.maketrans("", "", "*.:/")}
 
@@ -246,12 +254,10 @@ def check_identities(value: object) -> tuple[str, ...]:
         if is_pattern(item):
             if kind == "ip":
                 raise FieldProblem(f"{item!r}: IP identities are exact, not patterns", i)
-            if kind in ("dns", "cn"):  # as the keys: lower case (a DNS name: no final dot)
+            if kind == "dns":  # as the keys
+                rest = _domain_pattern(rest, item, i)
+            elif kind == "cn":
                 rest = rest.lower()
-            if kind == "dns":
-                rest = rest.removesuffix(".")
-                if rest.endswith(".") or ".." in rest:
-                    raise FieldProblem(f"{item!r}: a DNS name has no empty label", i)
             # Normalized first, then judged (so a value checked twice gives one answer).  Not
             # literal enough: only stars and the separators every value of the kind holds.
             if kind == "uri" and "*" in rest.partition(":")[0]:
@@ -303,11 +309,7 @@ def check_owners(value: object) -> tuple[str, ...]:
             if not item.isascii() or not item.isprintable() or len(item) > MAX_TEXT:
                 raise FieldProblem(f"{item!r}: an owner pattern is visible ASCII text", i)
             local, at, domain = item.rpartition("@")  # as canonical owners
-            if at:
-                domain = domain.lower().removesuffix(".")
-                if domain.endswith(".") or ".." in domain or not domain:
-                    raise FieldProblem(f"{item!r}: a domain has no empty label", i)
-            out.append(f"{local}@{domain}" if at else item)
+            out.append(f"{local}@{_domain_pattern(domain, item, i)}" if at else item)
             continue
         try:
             out.append(canonical_owner(literal(item)))
