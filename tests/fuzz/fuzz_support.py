@@ -12,9 +12,12 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from capif8sec import _der
 from capif8sec.errors import Capif8secError
 
 _T = TypeVar("_T")
@@ -98,6 +101,20 @@ def mutate(data: bytes, ops: Sequence[Op]) -> bytes:
         else:
             del buf[i:]
     return bytes(buf)
+
+
+def resign(der: bytes, ops: Sequence[Op], key: ec.EllipticCurvePrivateKey) -> bytes:
+    """Mutate the TBS content of a certificate or CRL, then sign it again with ``key``: the
+    signature check passes, so the profile rules, path building and CRL checks see the odd
+    content."""
+    outer, _ = _der.read_tlv(der)
+    tbs, algorithm, _signature = _der.iter_tlvs(outer.content)
+    new_tbs = _der.encode(_der.SEQUENCE, mutate(tbs.content, ops))
+    signature = key.sign(new_tbs, ec.ECDSA(hashes.SHA256()))
+    return _der.encode(
+        _der.SEQUENCE,
+        new_tbs + algorithm.raw + _der.encode(_der.BIT_STRING, b"\x00" + signature),
+    )
 
 
 #: Line-level edits of a text document: drop, repeat or swap a line, or splice text into one.

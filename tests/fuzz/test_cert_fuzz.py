@@ -36,9 +36,9 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from fuzz_support import OPS, Op, mutate
+from fuzz_support import OPS, Op, mutate, resign
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -164,18 +164,6 @@ TEXTS: st.SearchStrategy[str] = st.one_of(
 def _pem(kind: str, der: bytes) -> bytes:
     body = base64.encodebytes(der)
     return f"-----BEGIN {kind}-----\n".encode() + body + f"-----END {kind}-----\n".encode()
-
-
-def _resign(der: bytes, ops: Sequence[Op], key: ec.EllipticCurvePrivateKey) -> bytes:
-    """Mutate the TBS content of a certificate or CRL, then sign it again with ``key``."""
-    outer, _ = _der.read_tlv(der)
-    tbs, algorithm, _signature = _der.iter_tlvs(outer.content)
-    new_tbs = _der.encode(_der.SEQUENCE, mutate(tbs.content, ops))
-    signature = key.sign(new_tbs, ec.ECDSA(hashes.SHA256()))
-    return _der.encode(
-        _der.SEQUENCE,
-        new_tbs + algorithm.raw + _der.encode(_der.BIT_STRING, b"\x00" + signature),
-    )
 
 
 def _check_report(report: Report, data: bytes) -> None:
@@ -359,7 +347,7 @@ def test_resigned_mutant_leaf_is_only_accepted_when_lint_accepts_it(
 ) -> None:
     """R11, R16: a mutated TBS re-signed by the TLS CA passes the signature check, so the rules
     see the odd content: typed errors only, and an accepted chain has a compliant leaf."""
-    data = _resign(material.seeds[seed], ops, material.tls_ca_key)
+    data = resign(material.seeds[seed], ops, material.tls_ca_key)
     try:
         report = lint(data, "tls-entity", role="server", issuer=material.tls_ca)
     except CertificateParseError:
@@ -382,7 +370,7 @@ def test_resigned_mutant_crl_never_loses_a_revocation_silently(
 ) -> None:
     """R25: a mutated CRL re-signed by the TLS CA is usable or refused typed; the revoked ROF
     certificate is accepted only if that CRL, as parsed, really does not list it."""
-    data = _resign(material.crl_der, ops, material.tls_ca_key)
+    data = resign(material.crl_der, ops, material.tls_ca_key)
     try:
         validator = ChainValidator(material.pki.trust_anchor_pem, crls=[data])
     except CrlError:
@@ -582,7 +570,7 @@ def test_san_cryptography_cannot_represent_is_refused_typed(material: Material) 
     der = material.seeds["server"]
     assert der.count(dns) == 1
     x400 = b"\xa3\x11\x30\x0f\x04\x0d" + b"A" * 13
-    data = _resign(der.replace(dns, x400), [], material.tls_ca_key)
+    data = resign(der.replace(dns, x400), [], material.tls_ca_key)
     report = lint(data, "tls-entity", role="server", issuer=material.tls_ca)
     assert report.rule_ids(Severity.ERROR) == {"common.extensions_decodable"}
     with pytest.raises(ChainValidationError) as caught:

@@ -39,13 +39,12 @@ import json
 import shutil
 import sqlite3
 import string
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fuzz_support import (
     LINE_OPS,
@@ -55,13 +54,14 @@ from fuzz_support import (
     examples,
     mutate,
     mutate_lines,
+    resign,
     typed,
     weighted,
 )
 from hypothesis import assume, event, example, given, reject
 from hypothesis import strategies as st
 
-from capif8sec import _der, tls
+from capif8sec import tls
 from capif8sec.auth.base import AuthenticatedPeer, Method
 from capif8sec.auth.credentials import PskCredential, Validity
 from capif8sec.auth.http import (
@@ -170,19 +170,6 @@ def pki() -> Pki:
     validator.verify(server.cert, [p.tls_ca.cert], role="server")
     validator.verify(client.cert, [p.tls_ca.cert], role="client")
     return Pki(p, server, client, validator, ders)
-
-
-def resign(der: bytes, ops: Sequence[Op], key: ec.EllipticCurvePrivateKey) -> bytes:
-    """Mutate the TBS content of a certificate, then sign it again with ``key``: the signature
-    check passes, so the profile rules and path building see the odd content."""
-    outer, _ = _der.read_tlv(der)
-    tbs, algorithm, _signature = _der.iter_tlvs(outer.content)
-    new_tbs = _der.encode(_der.SEQUENCE, mutate(tbs.content, ops))
-    signature = key.sign(new_tbs, ec.ECDSA(hashes.SHA256()))
-    return _der.encode(
-        _der.SEQUENCE,
-        new_tbs + algorithm.raw + _der.encode(_der.BIT_STRING, b"\x00" + signature),
-    )
 
 
 #: How one chain candidate is made: a genuine certificate, a mutated one, a TLS CA mutated and
